@@ -1,0 +1,30 @@
+#!/bin/sh
+# Installs the Debian packages the build, tests and benchmarks need.
+# Idempotent and quiet when nothing is missing; `apt-get update` runs only
+# when something has to be installed.
+set -eu
+
+PKGS="build-essential cmake pkg-config clang llvm libclang-rt-14-dev
+libcmocka-dev libxxhash-dev zlib1g-dev
+libhnswlib-dev dataset-fashion-mnist
+python3 python3-numpy"
+
+missing=""
+for p in $PKGS; do
+	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	case "$st" in
+	*"install ok installed"*) ;;
+	*) missing="$missing $p" ;;
+	esac
+done
+
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "deps: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+echo "deps: done"
