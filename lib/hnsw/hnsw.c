@@ -1,0 +1,1641 @@
+/* hnsw.c: the HNSW graph: insert, delete, consolidate, search (greedy
+ * descent, beam search on layer 0, filtered search, brute force, int8
+ * traversal with float re-scoring). Not the file format (hnsw_io.c) nor the
+ * quantizer's arithmetic (quant.c).
+ *
+ * Concurrency: link lists are read with acquire loads and written with
+ * release stores under a striped mutex, so searches take no per-node lock
+ * and a node's vector, label and level (written before its id is stored in
+ * any list) are visible to whoever reaches it. Array growth, training and
+ * consolidation take the `grow` lock exclusively. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/hash.h"
+#include "base/log.h"
+#include "hnsw_int.h"
+
+#define CHECKED 0x80000000u
+
+/* ---- small atomics helpers --------------------------------------------- */
+
+static inline uint32_t ld_acq(const uint32_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline void st_rel(uint32_t *p, uint32_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+static inline uint8_t flags_of(const vt_hnsw *h, uint32_t id)
+{
+	/* acquire: a brute-force scan reads the row after seeing the flags */
+	return __atomic_load_n(&h->flags[id], __ATOMIC_ACQUIRE);
+}
+
+/* The entry point and the top level are read together, or a reader could
+ * pair a new top level with an old, lower entry node. */
+static inline uint64_t pack_ep(uint32_t id, int level)
+{
+	return (uint64_t)(uint32_t)level << 32 | id;
+}
+
+static inline void load_ep(const vt_hnsw *h, uint32_t *id, int *level)
+{
+	uint64_t v = __atomic_load_n(&h->ep, __ATOMIC_ACQUIRE);
+	*id = (uint32_t)v;
+	*level = (int)(int32_t)(v >> 32);
+}
+
+static inline void store_ep(vt_hnsw *h, uint32_t id, int level)
+{
+	__atomic_store_n(&h->ep, pack_ep(id, level), __ATOMIC_RELEASE);
+}
+
+/* ---- per-thread search state ------------------------------------------- */
+
+struct vt__searcher {
+	struct vt__searcher *next;
+	/* visited set: a bitset cleared through the list of words touched, so
+	 * a query costs O(visits), not O(index) */
+	uint64_t *vis;
+	uint32_t vis_words;
+	uint32_t *touched;
+	uint32_t n_touched, touched_cap;
+	/* beam: sorted by distance, CHECKED marks expanded entries */
+	uint32_t *pids;
+	float *pd;
+	uint32_t pcap, psize, pcur;
+	/* filtered search heaps */
+	uint32_t *cid, *rid;
+	float *cd, *rd;
+	uint32_t ccap, rcap;
+	/* query in the index's representation */
+	float *qf;
+	uint8_t *qc;
+	/* scratch for neighbour selection and expansion */
+	uint32_t *edge;
+	uint32_t *tid, *tid2;
+	float *td;
+	uint32_t tcap;
+};
+
+static void searcher_free(struct vt__searcher *s)
+{
+	if (!s)
+		return;
+	vt_free(s->vis);
+	vt_free(s->touched);
+	vt_free(s->pids);
+	vt_free(s->pd);
+	vt_free(s->cid);
+	vt_free(s->rid);
+	vt_free(s->cd);
+	vt_free(s->rd);
+	vt_free_aligned(s->qf);
+	vt_free_aligned(s->qc);
+	vt_free(s->edge);
+	vt_free(s->tid);
+	vt_free(s->tid2);
+	vt_free(s->td);
+	vt_free(s);
+}
+
+static int grow_array(void **p, uint32_t *cap, uint32_t need, size_t elem)
+{
+	if (need <= *cap)
+		return 0;
+	uint32_t n = *cap ? *cap : 16;
+	while (n < need)
+		n = n > UINT32_MAX / 2 ? need : n * 2;
+	void *q = vt_realloc(*p, (size_t)n * elem);
+	if (!q)
+		return VT_ENOMEM;
+	*p = q;
+	*cap = n;
+	return 0;
+}
+
+/* Grows an (ids, dists) pair of arrays that share one capacity. */
+static int grow_pair(uint32_t **ids, float **ds, uint32_t *cap, uint32_t need)
+{
+	if (need <= *cap)
+		return 0;
+	uint32_t c1 = *cap, c2 = *cap;
+	if (grow_array((void **)ids, &c1, need, sizeof **ids) ||
+	    grow_array((void **)ds, &c2, need, sizeof **ds))
+		return VT_ENOMEM;
+	*cap = c1 < c2 ? c1 : c2;
+	return 0;
+}
+
+/* Makes sure `s` can search `h` with a beam of `ef`. */
+static int searcher_fit(vt_hnsw *h, struct vt__searcher *s, uint32_t ef)
+{
+	uint32_t words = (h->cap + 63) / 64;
+	if (s->vis_words < words) {
+		uint64_t *v = vt_calloc(words, sizeof *v);
+		if (!v)
+			return VT_ENOMEM;
+		vt_free(s->vis);
+		s->vis = v;
+		s->vis_words = words;
+		s->n_touched = 0;
+	}
+	if (grow_pair(&s->pids, &s->pd, &s->pcap, ef + 1))
+		return VT_ENOMEM;
+	uint32_t t = h->m0 + 1 > ef + 1 ? h->m0 + 1 : ef + 1;
+	t = t * 2 + h->m0 * h->m0; /* consolidation unions lists */
+	if (t > s->tcap) {
+		uint32_t c = s->tcap;
+		if (grow_array((void **)&s->tid2, &c, t, sizeof *s->tid2) ||
+		    grow_pair(&s->tid, &s->td, &s->tcap, t))
+			return VT_ENOMEM;
+	}
+	return 0;
+}
+
+static struct vt__searcher *searcher_get(vt_hnsw *h)
+{
+	pthread_mutex_lock(&h->pool_lock);
+	struct vt__searcher *s = h->pool;
+	if (s)
+		h->pool = s->next;
+	pthread_mutex_unlock(&h->pool_lock);
+	if (s)
+		return s;
+	s = vt_calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	size_t qbytes = h->vstride * sizeof(float);
+	s->qf = vt_malloc_aligned(64, qbytes);
+	s->qc = vt_malloc_aligned(64, h->cstride ? h->cstride : 64);
+	s->edge = vt_malloc((h->m0 + 1) * sizeof *s->edge);
+	if (!s->qf || !s->qc || !s->edge) {
+		searcher_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static void searcher_put(vt_hnsw *h, struct vt__searcher *s)
+{
+	pthread_mutex_lock(&h->pool_lock);
+	s->next = h->pool;
+	h->pool = s;
+	pthread_mutex_unlock(&h->pool_lock);
+}
+
+static inline int visit(struct vt__searcher *s, uint32_t id)
+{
+	uint32_t w = id >> 6;
+	uint64_t bit = 1ull << (id & 63);
+	uint64_t old = s->vis[w];
+	if (old & bit)
+		return 0;
+	if (!old) {
+		if (s->n_touched == s->touched_cap &&
+		    grow_array((void **)&s->touched, &s->touched_cap,
+			       s->touched_cap + 1, sizeof *s->touched)) {
+			/* Cannot remember the word: clear everything later. */
+			s->n_touched = UINT32_MAX;
+		} else if (s->n_touched != UINT32_MAX) {
+			s->touched[s->n_touched++] = w;
+		}
+	}
+	s->vis[w] = old | bit;
+	return 1;
+}
+
+static void visited_clear(struct vt__searcher *s)
+{
+	if (s->n_touched == UINT32_MAX) {
+		memset(s->vis, 0, (size_t)s->vis_words * sizeof *s->vis);
+	} else {
+		for (uint32_t i = 0; i < s->n_touched; i++)
+			s->vis[s->touched[i]] = 0;
+	}
+	s->n_touched = 0;
+}
+
+/* ---- distances ---------------------------------------------------------- */
+
+/* A query (or an inserted vector) against stored nodes in one mode. */
+typedef struct qctx {
+	const vt_hnsw *h;
+	int mode;
+	const float *qf;
+	const uint8_t *qc;
+	/* int8 inner product: x.y = ka + kb * (sum_x + sum_y) + kc * codes.codes */
+	float ka, kb, kc;
+	uint32_t qsum;
+} qctx;
+
+static inline float f32_dist(const vt_hnsw *h, const float *a, const float *b)
+{
+	switch (h->p.metric) {
+	case VT_METRIC_L2:
+		return h->ops->l2sq_f32(a, b, h->p.dim);
+	case VT_METRIC_IP:
+		return -h->ops->dot_f32(a, b, h->p.dim);
+	default:
+		return 1.0f - h->ops->dot_f32(a, b, h->p.dim);
+	}
+}
+
+static inline float u8_dist(const qctx *c, const uint8_t *a, uint32_t asum,
+			    const uint8_t *b, uint32_t bsum)
+{
+	const vt_hnsw *h = c->h;
+	if (h->p.metric == VT_METRIC_L2)
+		return c->kc * (float)h->ops->l2sq_u8(a, b, h->p.dim);
+	float dot = c->ka + c->kb * (float)(asum + bsum) +
+		    c->kc * (float)h->ops->dot_u8(a, b, h->p.dim);
+	return h->p.metric == VT_METRIC_IP ? -dot : 1.0f - dot;
+}
+
+static inline float dist_q(const qctx *c, uint32_t id)
+{
+	const vt_hnsw *h = c->h;
+	if (c->mode == VT__MODE_U8)
+		return u8_dist(c, c->qc, c->qsum, h->codes + (size_t)id * h->cstride,
+			       h->csum[id]);
+	return f32_dist(h, c->qf, vt__vec(h, id));
+}
+
+static inline float dist_nn(const qctx *c, uint32_t a, uint32_t b)
+{
+	const vt_hnsw *h = c->h;
+	if (c->mode == VT__MODE_U8)
+		return u8_dist(c, h->codes + (size_t)a * h->cstride, h->csum[a],
+			       h->codes + (size_t)b * h->cstride, h->csum[b]);
+	return f32_dist(h, vt__vec(h, a), vt__vec(h, b));
+}
+
+static void qctx_init(qctx *c, const vt_hnsw *h, int mode, const float *qf,
+		      const uint8_t *qc, uint32_t qsum)
+{
+	c->h = h;
+	c->mode = mode;
+	c->qf = qf;
+	c->qc = qc;
+	c->qsum = qsum;
+	c->ka = (float)h->p.dim * h->q_lo * h->q_lo;
+	c->kb = h->q_lo * h->q_scale;
+	c->kc = h->q_scale * h->q_scale;
+}
+
+static inline void prefetch_node(const qctx *c, uint32_t id)
+{
+	const vt_hnsw *h = c->h;
+	const char *p;
+	size_t bytes;
+	if (c->mode == VT__MODE_U8) {
+		p = (const char *)(h->codes + (size_t)id * h->cstride);
+		bytes = h->p.dim;
+	} else {
+		p = (const char *)vt__vec(h, id);
+		bytes = (size_t)h->p.dim * 4;
+	}
+	/* A few lines start the hardware prefetcher on the row; prefetching
+	 * a whole 3 KB float row only evicts (research/hnsw-speed.md §2C). */
+	size_t lines = (bytes + 63) / 64;
+	if (lines > 16)
+		lines = 8;
+	for (size_t i = 0; i < lines; i++)
+		__builtin_prefetch(p + i * 64, 0, 3);
+}
+
+/* ---- beam (sorted candidate pool) --------------------------------------- */
+
+static inline void pool_reset(struct vt__searcher *s)
+{
+	s->psize = 0;
+	s->pcur = 0;
+}
+
+static inline void pool_insert(struct vt__searcher *s, uint32_t cap,
+			       uint32_t id, float d)
+{
+	uint32_t n = s->psize;
+	if (n == cap && d >= s->pd[n - 1])
+		return;
+	uint32_t lo = 0, hi = n;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) >> 1;
+		if (s->pd[mid] <= d)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	uint32_t last = n == cap ? n - 1 : n;
+	memmove(s->pd + lo + 1, s->pd + lo, (last - lo) * sizeof *s->pd);
+	memmove(s->pids + lo + 1, s->pids + lo, (last - lo) * sizeof *s->pids);
+	s->pd[lo] = d;
+	s->pids[lo] = id;
+	if (n < cap)
+		s->psize = n + 1;
+	if (lo < s->pcur)
+		s->pcur = lo;
+}
+
+/* Returns the closest unexpanded node and marks it expanded, or VT__NONE. */
+static inline uint32_t pool_next(struct vt__searcher *s)
+{
+	while (s->pcur < s->psize && (s->pids[s->pcur] & CHECKED))
+		s->pcur++;
+	if (s->pcur >= s->psize)
+		return VT__NONE;
+	uint32_t id = s->pids[s->pcur];
+	s->pids[s->pcur] = id | CHECKED;
+	return id;
+}
+
+/* Beam search on one layer from `ep` (Malkov & Yashunin, Algorithm 2),
+ * leaving the best `ef` nodes in the pool, sorted. Two passes per node:
+ * first collect the unvisited neighbours, then compute their distances
+ * while prefetching the next one's row. */
+static void search_layer(const vt_hnsw *h, struct vt__searcher *s,
+			 const qctx *c, uint32_t ep, float ep_d, int level,
+			 uint32_t ef)
+{
+	uint32_t cnt = level == 0 ? h->m0 : h->m;
+	pool_reset(s);
+	visited_clear(s);
+	visit(s, ep);
+	pool_insert(s, ef, ep, ep_d);
+	uint32_t u;
+	while ((u = pool_next(s)) != VT__NONE) {
+		const uint32_t *lst = vt__links(h, u, level);
+		uint32_t n = 0;
+		for (uint32_t j = 0; j < cnt; j++) {
+			uint32_t v = ld_acq(&lst[j]);
+			if (v == VT__NONE)
+				break;
+			if (visit(s, v)) {
+				s->edge[n++] = v;
+				if (n == 1)
+					prefetch_node(c, v);
+			}
+		}
+		for (uint32_t j = 0; j < n; j++) {
+			if (j + 1 < n)
+				prefetch_node(c, s->edge[j + 1]);
+			uint32_t v = s->edge[j];
+			float d = dist_q(c, v);
+			if (s->psize < ef || d < s->pd[s->psize - 1])
+				pool_insert(s, ef, v, d);
+		}
+	}
+	for (uint32_t i = 0; i < s->psize; i++)
+		s->pids[i] &= ~CHECKED;
+}
+
+/* Greedy descent through the upper layers, from `top` down to `bottom`
+ * (exclusive). */
+static uint32_t greedy(const vt_hnsw *h, const qctx *c, uint32_t ep,
+		       float *ep_d, int top, int bottom)
+{
+	float d = *ep_d;
+	for (int l = top; l > bottom; l--) {
+		int changed = 1;
+		while (changed) {
+			changed = 0;
+			const uint32_t *lst = vt__links(h, ep, l);
+			for (uint32_t j = 0; j < h->m; j++) {
+				uint32_t v = ld_acq(&lst[j]);
+				if (v == VT__NONE)
+					break;
+				float dv = dist_q(c, v);
+				if (dv < d) {
+					d = dv;
+					ep = v;
+					changed = 1;
+				}
+			}
+		}
+	}
+	*ep_d = d;
+	return ep;
+}
+
+/* ---- neighbour selection ------------------------------------------------ */
+
+/* The paper's heuristic (Algorithm 4, without extension or pruned-keeping,
+ * as hnswlib): walking candidates by increasing distance to the base, keep
+ * one unless it is closer to an already kept neighbour than to the base.
+ * ids/ds sorted ascending; writes up to `max` ids to out; returns count. */
+static uint32_t select_neighbours(const qctx *c, const uint32_t *ids,
+				  const float *ds, uint32_t n, uint32_t max,
+				  uint32_t *out)
+{
+	if (n <= max) {
+		memcpy(out, ids, n * sizeof *ids);
+		return n;
+	}
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < n && k < max; i++) {
+		int good = 1;
+		for (uint32_t j = 0; j < k; j++)
+			if (dist_nn(c, ids[i], out[j]) < ds[i]) {
+				good = 0;
+				break;
+			}
+		if (good)
+			out[k++] = ids[i];
+	}
+	return k;
+}
+
+/* Sorts ids by ds ascending (insertion sort: lists are at most a few
+ * hundred long and mostly sorted). */
+static void sort_by_dist(uint32_t *ids, float *ds, uint32_t n)
+{
+	for (uint32_t i = 1; i < n; i++) {
+		uint32_t id = ids[i];
+		float d = ds[i];
+		uint32_t j = i;
+		while (j > 0 && ds[j - 1] > d) {
+			ds[j] = ds[j - 1];
+			ids[j] = ids[j - 1];
+			j--;
+		}
+		ds[j] = d;
+		ids[j] = id;
+	}
+}
+
+static void write_list(uint32_t *lst, uint32_t cap, const uint32_t *ids,
+		       uint32_t n)
+{
+	for (uint32_t i = 0; i < cap; i++)
+		st_rel(&lst[i], i < n ? ids[i] : VT__NONE);
+}
+
+static inline pthread_mutex_t *stripe(vt_hnsw *h, uint32_t id)
+{
+	return &h->stripes[vt_mix64(id) & (VT__STRIPES - 1)];
+}
+
+/* Adds the link n -> id at `level`, shrinking n's list with the heuristic
+ * when it is full. */
+static void add_reverse(vt_hnsw *h, struct vt__searcher *s, const qctx *c,
+			uint32_t n, uint32_t id, int level, float d_n_id)
+{
+	uint32_t cap = level == 0 ? h->m0 : h->m;
+	pthread_mutex_lock(stripe(h, n));
+	uint32_t *lst = vt__links(h, n, level);
+	uint32_t cnt = 0;
+	for (; cnt < cap; cnt++) {
+		uint32_t v = lst[cnt];
+		if (v == VT__NONE)
+			break;
+		if (v == id)
+			goto out;
+	}
+	if (cnt < cap) {
+		st_rel(&lst[cnt], id);
+		goto out;
+	}
+	for (uint32_t i = 0; i < cap; i++) {
+		s->tid[i] = lst[i];
+		s->td[i] = dist_nn(c, n, lst[i]);
+	}
+	s->tid[cap] = id;
+	s->td[cap] = d_n_id;
+	sort_by_dist(s->tid, s->td, cap + 1);
+	uint32_t k = select_neighbours(c, s->tid, s->td, cap + 1, cap, s->tid2);
+	write_list(lst, cap, s->tid2, k);
+out:
+	pthread_mutex_unlock(stripe(h, n));
+}
+
+/* ---- label map ----------------------------------------------------------- */
+
+static uint32_t map_find(const vt_hnsw *h, uint64_t label)
+{
+	if (!h->map_cap)
+		return VT__NONE;
+	uint32_t mask = h->map_cap - 1;
+	for (uint32_t i = (uint32_t)vt_mix64(label) & mask;; i = (i + 1) & mask) {
+		const struct vt__slot *e = &h->map[i];
+		if (!e->used)
+			return VT__NONE;
+		if (e->used == 1 && e->label == label)
+			return e->id;
+	}
+}
+
+static int map_rehash(vt_hnsw *h, uint32_t ncap)
+{
+	struct vt__slot *nm = vt_calloc(ncap, sizeof *nm);
+	if (!nm)
+		return VT_ENOMEM;
+	uint32_t mask = ncap - 1;
+	for (uint32_t i = 0; i < h->map_cap; i++) {
+		const struct vt__slot *e = &h->map[i];
+		if (e->used != 1)
+			continue;
+		uint32_t j = (uint32_t)vt_mix64(e->label) & mask;
+		while (nm[j].used)
+			j = (j + 1) & mask;
+		nm[j] = *e;
+	}
+	vt_free(h->map);
+	h->map = nm;
+	h->map_cap = ncap;
+	return 0;
+}
+
+/* Slots: used = 0 empty, 1 live, 2 removed (keeps probe chains intact).
+ * Rehashing at half occupancy (live + removed) keeps probes short and
+ * guarantees an empty slot ends every probe. */
+int vt__hnsw_map_put(vt_hnsw *h, uint64_t label, uint32_t id)
+{
+	if (h->map_cap == 0 || (h->map_used + h->map_dead + 1) * 2 > h->map_cap) {
+		uint32_t ncap = h->map_cap ? h->map_cap : 64;
+		while ((h->map_used + 1) * 4 > ncap)
+			ncap *= 2;
+		int rc = map_rehash(h, ncap);
+		if (rc)
+			return rc;
+		h->map_dead = 0;
+	}
+	uint32_t mask = h->map_cap - 1;
+	uint32_t i = (uint32_t)vt_mix64(label) & mask, dest = VT__NONE;
+	for (;; i = (i + 1) & mask) {
+		struct vt__slot *e = &h->map[i];
+		if (e->used == 1 && e->label == label) {
+			e->id = id;
+			return 0;
+		}
+		if (e->used == 2 && dest == VT__NONE)
+			dest = i;
+		if (!e->used)
+			break;
+	}
+	if (dest == VT__NONE)
+		dest = i;
+	else
+		h->map_dead--;
+	struct vt__slot *e = &h->map[dest];
+	e->label = label;
+	e->id = id;
+	e->used = 1;
+	h->map_used++;
+	return 0;
+}
+
+static void map_del(vt_hnsw *h, uint64_t label)
+{
+	uint32_t mask = h->map_cap - 1;
+	for (uint32_t i = (uint32_t)vt_mix64(label) & mask;; i = (i + 1) & mask) {
+		struct vt__slot *e = &h->map[i];
+		if (!e->used)
+			return;
+		if (e->used == 1 && e->label == label) {
+			e->used = 2;
+			h->map_used--;
+			h->map_dead++;
+			return;
+		}
+	}
+}
+
+/* ---- creation and storage ------------------------------------------------ */
+
+VT_API void vt_hnsw_params_default(vt_hnsw_params *p, uint32_t dim, int metric)
+{
+	memset(p, 0, sizeof *p);
+	p->dim = dim;
+	p->metric = metric;
+	p->m = 16;
+	p->ef_construction = 200;
+	p->ef_search = 64;
+	p->seed = 42;
+	p->quant = VT_QUANT_NONE;
+	p->train_size = 4096;
+	p->quantile = 1.0f;
+	p->initial_capacity = 1024;
+}
+
+int vt__hnsw_validate_params(const vt_hnsw_params *p, vt_errmsg *err)
+{
+	if (p->dim < 1 || p->dim > VT_HNSW_MAX_DIM)
+		return vt_errmsg_set(err, VT_EINVAL,
+				     "dimension %u out of range 1..%u", p->dim,
+				     VT_HNSW_MAX_DIM);
+	if (p->metric < VT_METRIC_L2 || p->metric > VT_METRIC_COSINE)
+		return vt_errmsg_set(err, VT_EINVAL, "unknown metric %d", p->metric);
+	if (p->m < 2 || p->m > VT_HNSW_MAX_M)
+		return vt_errmsg_set(err, VT_EINVAL, "m %u out of range 2..%u",
+				     p->m, VT_HNSW_MAX_M);
+	if (p->ef_construction < 1 || p->ef_construction > 100000)
+		return vt_errmsg_set(err, VT_EINVAL,
+				     "ef_construction %u out of range 1..100000",
+				     p->ef_construction);
+	if (p->ef_search < 1 || p->ef_search > 100000)
+		return vt_errmsg_set(err, VT_EINVAL,
+				     "ef_search %u out of range 1..100000",
+				     p->ef_search);
+	if (p->quant != VT_QUANT_NONE && p->quant != VT_QUANT_INT8)
+		return vt_errmsg_set(err, VT_EINVAL, "unknown quantization %d",
+				     p->quant);
+	if (p->quant == VT_QUANT_INT8 &&
+	    (!(p->quantile > 0.5f && p->quantile <= 1.0f) || p->train_size < 1))
+		return vt_errmsg_set(err, VT_EINVAL,
+				     "int8 needs quantile in (0.5, 1] and train_size >= 1");
+	if (p->initial_capacity > VT__MAX_NODES)
+		return vt_errmsg_set(err, VT_EINVAL, "initial_capacity too large");
+	return 0;
+}
+
+static size_t round_up(size_t x, size_t to)
+{
+	return (x + to - 1) / to * to;
+}
+
+/* Resizes every per-node array to `ncap` slots. All-or-nothing: on failure
+ * the index is unchanged. Caller holds `grow` exclusively (or owns h). */
+static int resize(vt_hnsw *h, uint32_t ncap)
+{
+	uint32_t old = h->cap;
+	uint32_t *l0 = NULL, **up = NULL, *cs = NULL;
+	uint8_t *lv = NULL, *fl = NULL, *cd = NULL;
+	uint64_t *lb = NULL;
+	float *vv = NULL;
+	size_t vbytes = (size_t)ncap * h->vstride * sizeof(float);
+
+	l0 = vt_malloc_aligned(64, (size_t)ncap * h->m0 * sizeof *l0);
+	up = vt_calloc(ncap, sizeof *up);
+	lv = vt_calloc(ncap, 1);
+	fl = vt_calloc(ncap, 1);
+	lb = vt_calloc(ncap, sizeof *lb);
+	if (!l0 || !up || !lv || !fl || !lb)
+		goto err;
+	if (h->p.quant == VT_QUANT_INT8) {
+		cd = vt_malloc_aligned(64, (size_t)ncap * h->cstride);
+		cs = vt_calloc(ncap, sizeof *cs);
+		if (!cd || !cs)
+			goto err;
+	}
+	if (h->vfd < 0) {
+		vv = vt_malloc_aligned(64, vbytes);
+		if (!vv)
+			goto err;
+	} else {
+		if (ftruncate(h->vfd, (off_t)vbytes) != 0)
+			goto err;
+		void *m = h->vecs ? mremap(h->vecs, h->vmap_len, vbytes, MREMAP_MAYMOVE)
+				  : mmap(NULL, vbytes, PROT_READ, MAP_SHARED, h->vfd, 0);
+		if (m == MAP_FAILED)
+			goto err;
+		madvise(m, vbytes, MADV_RANDOM);
+		h->vecs = m;
+		h->vmap_len = vbytes;
+	}
+
+	memset(l0 + (size_t)old * h->m0, 0xff, (size_t)(ncap - old) * h->m0 * sizeof *l0);
+	if (old) {
+		memcpy(l0, h->links0, (size_t)old * h->m0 * sizeof *l0);
+		memcpy(up, h->upper, (size_t)old * sizeof *up);
+		memcpy(lv, h->levels, old);
+		memcpy(fl, h->flags, old);
+		memcpy(lb, h->labels, (size_t)old * sizeof *lb);
+		if (cd) {
+			memcpy(cd, h->codes, (size_t)old * h->cstride);
+			memcpy(cs, h->csum, (size_t)old * sizeof *cs);
+		}
+		if (vv)
+			memcpy(vv, h->vecs, (size_t)old * h->vstride * sizeof(float));
+	}
+	vt_free_aligned(h->links0);
+	vt_free(h->upper);
+	vt_free(h->levels);
+	vt_free(h->flags);
+	vt_free(h->labels);
+	vt_free_aligned(h->codes);
+	vt_free(h->csum);
+	if (vv) {
+		vt_free_aligned(h->vecs);
+		h->vecs = vv;
+	}
+	h->links0 = l0;
+	h->upper = up;
+	h->levels = lv;
+	h->flags = fl;
+	h->labels = lb;
+	h->codes = cd;
+	h->csum = cs;
+	h->cap = ncap;
+	return 0;
+err:
+	vt_free_aligned(l0);
+	vt_free(up);
+	vt_free(lv);
+	vt_free(fl);
+	vt_free(lb);
+	vt_free_aligned(cd);
+	vt_free(cs);
+	vt_free_aligned(vv);
+	return VT_ENOMEM;
+}
+
+int vt__hnsw_alloc(const vt_hnsw_params *p, uint32_t cap, vt_hnsw **out,
+		   vt_errmsg *err)
+{
+	int rc = vt__hnsw_validate_params(p, err);
+	if (rc)
+		return rc;
+	vt_hnsw *h = vt_calloc(1, sizeof *h);
+	if (!h)
+		return vt_errmsg_set(err, VT_ENOMEM, "out of memory");
+	h->p = *p;
+	h->p.vectors_path = NULL;
+	h->m = p->m;
+	h->m0 = 2 * p->m;
+	h->level_mult = 1.0 / log((double)p->m);
+	h->ops = vt_simd();
+	h->vstride = round_up(p->dim, 16);
+	h->cstride = p->quant == VT_QUANT_INT8 ? round_up(p->dim, 64) : 0;
+	h->vfd = -1;
+	store_ep(h, VT__NONE, -1);
+	pthread_rwlock_init(&h->grow, NULL);
+	pthread_rwlock_init(&h->gate, NULL);
+	pthread_mutex_init(&h->map_lock, NULL);
+	pthread_mutex_init(&h->entry_lock, NULL);
+	pthread_mutex_init(&h->pool_lock, NULL);
+	for (int i = 0; i < VT__STRIPES; i++)
+		pthread_mutex_init(&h->stripes[i], NULL);
+	if (p->vectors_path) {
+		h->vpath = vt_strdup(p->vectors_path);
+		if (!h->vpath) {
+			rc = vt_errmsg_set(err, VT_ENOMEM, "out of memory");
+			goto err;
+		}
+		h->p.vectors_path = h->vpath;
+		h->vfd = open(h->vpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (h->vfd < 0) {
+			rc = vt_errmsg_set(err, vt_err_from_errno(errno),
+					   "open vectors file %s: %s", h->vpath,
+					   strerror(errno));
+			goto err;
+		}
+	}
+	if (cap < 64)
+		cap = 64;
+	if (resize(h, cap)) {
+		rc = vt_errmsg_set(err, VT_ENOMEM, "allocating %u slots", cap);
+		goto err;
+	}
+	*out = h;
+	return 0;
+err:
+	vt_hnsw_destroy(h);
+	return rc;
+}
+
+VT_API int vt_hnsw_create(const vt_hnsw_params *p, vt_hnsw **out, vt_errmsg *err)
+{
+	size_t cap = p->initial_capacity ? p->initial_capacity : 1024;
+	if (cap > VT__MAX_NODES)
+		cap = VT__MAX_NODES;
+	return vt__hnsw_alloc(p, (uint32_t)cap, out, err);
+}
+
+VT_API void vt_hnsw_destroy(vt_hnsw *h)
+{
+	if (!h)
+		return;
+	if (h->upper)
+		for (uint32_t i = 0; i < h->cap; i++)
+			vt_free(h->upper[i]);
+	vt_free(h->upper);
+	vt_free_aligned(h->links0);
+	vt_free(h->levels);
+	vt_free(h->flags);
+	vt_free(h->labels);
+	vt_free_aligned(h->codes);
+	vt_free(h->csum);
+	if (h->vfd >= 0) {
+		if (h->vecs)
+			munmap(h->vecs, h->vmap_len);
+		close(h->vfd);
+	} else {
+		vt_free_aligned(h->vecs);
+	}
+	vt_free(h->vpath);
+	vt_free(h->map);
+	vt_free(h->free_ids);
+	while (h->pool) {
+		struct vt__searcher *s = h->pool;
+		h->pool = s->next;
+		searcher_free(s);
+	}
+	pthread_rwlock_destroy(&h->grow);
+	pthread_rwlock_destroy(&h->gate);
+	pthread_mutex_destroy(&h->map_lock);
+	pthread_mutex_destroy(&h->entry_lock);
+	pthread_mutex_destroy(&h->pool_lock);
+	for (int i = 0; i < VT__STRIPES; i++)
+		pthread_mutex_destroy(&h->stripes[i]);
+	vt_free(h);
+}
+
+/* Stores a node's float row (padded with zeros). */
+int vt__hnsw_write_vec(vt_hnsw *h, uint32_t id, const float *v)
+{
+	if (h->vfd < 0) {
+		float *row = h->vecs + (size_t)id * h->vstride;
+		memcpy(row, v, h->p.dim * sizeof(float));
+		memset(row + h->p.dim, 0, (h->vstride - h->p.dim) * sizeof(float));
+		return 0;
+	}
+	/* pwrite, not a store through the mapping: the page becomes resident
+	 * in this process only when a search reads it. */
+	size_t bytes = h->vstride * sizeof(float);
+	float pad[16] = {0};
+	off_t off = (off_t)id * (off_t)bytes;
+	size_t main = h->p.dim * sizeof(float);
+	ssize_t w = pwrite(h->vfd, v, main, off);
+	if (w == (ssize_t)main && bytes > main)
+		w = pwrite(h->vfd, pad, bytes - main, off + (off_t)main) ==
+			    (ssize_t)(bytes - main) ? w : -1;
+	if (w != (ssize_t)main)
+		return w < 0 ? vt_err_from_errno(errno) : VT_EIO;
+	return 0;
+}
+
+static void encode_node(vt_hnsw *h, uint32_t id)
+{
+	h->csum[id] = vt__quant_encode(vt__vec(h, id), h->p.dim, h->cstride,
+				       h->q_lo, h->q_scale,
+				       h->codes + (size_t)id * h->cstride);
+}
+
+int vt__hnsw_encode_all(vt_hnsw *h)
+{
+	for (uint32_t i = 0; i < h->n_slots; i++)
+		if (!(h->flags[i] & VT__F_FREE))
+			encode_node(h, i);
+	return 0;
+}
+
+static int is_trained(const vt_hnsw *h)
+{
+	return __atomic_load_n(&h->trained, __ATOMIC_ACQUIRE);
+}
+
+static int mode_of(const vt_hnsw *h)
+{
+	return h->p.quant == VT_QUANT_INT8 && is_trained(h) ? VT__MODE_U8
+							    : VT__MODE_F32;
+}
+
+/* Copies `in` into the searcher's query row, normalising under cosine.
+ * Rejects NaN/Inf and zero vectors under cosine. */
+static int prepare_query(const vt_hnsw *h, const float *in, float *qf)
+{
+	double norm = 0;
+	for (uint32_t i = 0; i < h->p.dim; i++) {
+		if (!isfinite(in[i]))
+			return VT_EINVAL;
+		norm += (double)in[i] * in[i];
+	}
+	if (h->p.metric == VT_METRIC_COSINE) {
+		if (!(norm > 0))
+			return VT_EINVAL;
+		float inv = (float)(1.0 / sqrt(norm));
+		for (uint32_t i = 0; i < h->p.dim; i++)
+			qf[i] = in[i] * inv;
+	} else {
+		memcpy(qf, in, h->p.dim * sizeof(float));
+	}
+	memset(qf + h->p.dim, 0, (h->vstride - h->p.dim) * sizeof(float));
+	return 0;
+}
+
+static void query_ctx(const vt_hnsw *h, struct vt__searcher *s, qctx *c)
+{
+	int mode = mode_of(h);
+	uint32_t qsum = 0;
+	if (mode == VT__MODE_U8)
+		qsum = vt__quant_encode(s->qf, h->p.dim, h->cstride, h->q_lo,
+					h->q_scale, s->qc);
+	qctx_init(c, h, mode, s->qf, s->qc, qsum);
+}
+
+/* ---- insert ------------------------------------------------------------- */
+
+static int draw_level(vt_hnsw *h)
+{
+	uint64_t n = __atomic_fetch_add(&h->level_ctr, 1, __ATOMIC_RELAXED);
+	double u = (double)(vt_mix64(h->p.seed ^ vt_mix64(n)) >> 11) *
+		   (1.0 / 9007199254740992.0);
+	int l = (int)(-log(1.0 - u) * h->level_mult);
+	return l > VT__MAX_LEVEL ? VT__MAX_LEVEL : l;
+}
+
+/* Connects the node `id` (whose row is stored) into the graph. */
+static void link_node(vt_hnsw *h, struct vt__searcher *s, const qctx *c,
+		      uint32_t id, int level)
+{
+	uint32_t ep;
+	int top, hold = 0;
+	load_ep(h, &ep, &top);
+	if (ep == VT__NONE || level > top) {
+		pthread_mutex_lock(&h->entry_lock);
+		load_ep(h, &ep, &top);
+		if (ep == VT__NONE) {
+			store_ep(h, id, level);
+			pthread_mutex_unlock(&h->entry_lock);
+			return;
+		}
+		if (level > top)
+			hold = 1; /* keep the lock until we become the entry */
+		else
+			pthread_mutex_unlock(&h->entry_lock);
+	}
+	float d = dist_q(c, ep);
+	ep = greedy(h, c, ep, &d, top, level);
+	for (int l = level < top ? level : top; l >= 0; l--) {
+		search_layer(h, s, c, ep, d, l, h->p.ef_construction);
+		uint32_t n = 0;
+		for (uint32_t i = 0; i < s->psize; i++)
+			if (s->pids[i] != id) {
+				s->tid[n] = s->pids[i];
+				s->td[n++] = s->pd[i];
+			}
+		if (n == 0)
+			continue;
+		ep = s->tid[0];
+		d = s->td[0];
+		uint32_t k = select_neighbours(c, s->tid, s->td, n, h->m, s->tid2);
+		/* The distances of the kept ones, for add_reverse. */
+		float kd[VT_HNSW_MAX_M];
+		for (uint32_t i = 0, j = 0; i < k; i++) {
+			while (s->tid[j] != s->tid2[i])
+				j++;
+			kd[i] = s->td[j];
+		}
+		uint32_t cap = l == 0 ? h->m0 : h->m;
+		pthread_mutex_lock(stripe(h, id));
+		write_list(vt__links(h, id, l), cap, s->tid2, k);
+		pthread_mutex_unlock(stripe(h, id));
+		uint32_t sel[VT_HNSW_MAX_M];
+		memcpy(sel, s->tid2, k * sizeof *sel);
+		for (uint32_t i = 0; i < k; i++)
+			add_reverse(h, s, c, sel[i], id, l, kd[i]);
+	}
+	if (hold) {
+		store_ep(h, id, level);
+		pthread_mutex_unlock(&h->entry_lock);
+	}
+}
+
+static int train_locked(vt_hnsw *h, const float *rows, size_t n, size_t stride);
+
+/* Reserves a slot (a consolidated one when there is one), growing the
+ * arrays when full. The slot is PENDING: no search reads it until its row
+ * is written. On success the caller holds `grow` and `gate` shared. */
+static int reserve_slot(vt_hnsw *h, uint32_t *id_out)
+{
+	for (;;) {
+		pthread_rwlock_rdlock(&h->grow);
+		pthread_rwlock_rdlock(&h->gate);
+		pthread_mutex_lock(&h->map_lock);
+		uint32_t id = VT__NONE;
+		if (h->n_free)
+			id = h->free_ids[--h->n_free];
+		else if (h->n_slots < h->cap)
+			id = h->n_slots;
+		if (id != VT__NONE) {
+			__atomic_store_n(&h->flags[id], VT__F_PENDING, __ATOMIC_RELAXED);
+			if (id == h->n_slots)
+				__atomic_store_n(&h->n_slots, id + 1, __ATOMIC_RELEASE);
+			pthread_mutex_unlock(&h->map_lock);
+			*id_out = id;
+			return 0;
+		}
+		uint32_t cap = h->cap;
+		pthread_mutex_unlock(&h->map_lock);
+		pthread_rwlock_unlock(&h->gate);
+		pthread_rwlock_unlock(&h->grow);
+		if (cap >= VT__MAX_NODES)
+			return VT_ELIMIT;
+		pthread_rwlock_wrlock(&h->grow);
+		int rc = 0;
+		if (h->cap == cap) {
+			uint64_t ncap = (uint64_t)cap * 2;
+			if (ncap > VT__MAX_NODES)
+				ncap = VT__MAX_NODES;
+			rc = resize(h, (uint32_t)ncap);
+		}
+		pthread_rwlock_unlock(&h->grow);
+		if (rc)
+			return rc;
+	}
+}
+
+/* Gives a reserved slot back (its row was never published). */
+static void release_slot(vt_hnsw *h, uint32_t id)
+{
+	pthread_mutex_lock(&h->map_lock);
+	__atomic_store_n(&h->flags[id], VT__F_FREE, __ATOMIC_RELAXED);
+	uint32_t fc = h->free_cap;
+	if (!grow_array((void **)&h->free_ids, &fc, h->n_free + 1,
+			sizeof *h->free_ids)) {
+		h->free_cap = fc;
+		h->free_ids[h->n_free++] = id;
+	} /* else the slot stays FREE and unused: harmless */
+	pthread_mutex_unlock(&h->map_lock);
+}
+
+VT_API int vt_hnsw_insert(vt_hnsw *h, uint64_t label, const float *vec)
+{
+	struct vt__searcher *s = searcher_get(h);
+	if (!s)
+		return VT_ENOMEM;
+	int rc = prepare_query(h, vec, s->qf);
+	if (rc)
+		goto out;
+	int level = draw_level(h);
+	uint32_t *up = NULL;
+	if (level > 0) {
+		up = vt_malloc((size_t)level * h->m * sizeof *up);
+		if (!up) {
+			rc = VT_ENOMEM;
+			goto out;
+		}
+		memset(up, 0xff, (size_t)level * h->m * sizeof *up);
+	}
+	uint32_t id;
+	rc = reserve_slot(h, &id);
+	if (rc) {
+		vt_free(up);
+		goto out;
+	}
+	rc = searcher_fit(h, s, h->p.ef_construction);
+	if (!rc)
+		rc = vt__hnsw_write_vec(h, id, s->qf);
+	if (rc) {
+		vt_free(up);
+		release_slot(h, id);
+		goto unlock;
+	}
+	qctx c;
+	query_ctx(h, s, &c);
+	if (c.mode == VT__MODE_U8) {
+		memcpy(h->codes + (size_t)id * h->cstride, s->qc, h->cstride);
+		h->csum[id] = c.qsum;
+	}
+	h->labels[id] = label;
+	h->levels[id] = (uint8_t)level;
+	vt_free(h->upper[id]);
+	h->upper[id] = up;
+	memset(h->links0 + (size_t)id * h->m0, 0xff, h->m0 * sizeof(uint32_t));
+
+	pthread_mutex_lock(&h->map_lock);
+	uint32_t old = map_find(h, label);
+	rc = vt__hnsw_map_put(h, label, id);
+	if (rc) {
+		pthread_mutex_unlock(&h->map_lock);
+		h->upper[id] = NULL;
+		vt_free(up);
+		release_slot(h, id);
+		goto unlock;
+	}
+	if (old != VT__NONE) {
+		/* An update: the old node becomes a tombstone. */
+		__atomic_fetch_or(&h->flags[old], VT__F_DELETED, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&h->n_tomb, 1, __ATOMIC_RELAXED);
+	} else {
+		__atomic_fetch_add(&h->n_live, 1, __ATOMIC_RELAXED);
+	}
+	/* Clear only PENDING: a delete may already have tombstoned us. */
+	__atomic_fetch_and(&h->flags[id], (uint8_t)~VT__F_PENDING, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&h->map_lock);
+	if (up)
+		__atomic_fetch_add(&h->upper_bytes, (uint64_t)level * h->m * 4,
+				   __ATOMIC_RELAXED);
+	link_node(h, s, &c, id, level);
+unlock:
+	pthread_rwlock_unlock(&h->gate);
+	pthread_rwlock_unlock(&h->grow);
+	if (!rc && h->p.quant == VT_QUANT_INT8 && !is_trained(h) &&
+	    __atomic_load_n(&h->n_live, __ATOMIC_RELAXED) >= h->p.train_size) {
+		pthread_rwlock_wrlock(&h->grow);
+		if (!is_trained(h))
+			rc = train_locked(h, h->vecs, h->n_slots, h->vstride);
+		pthread_rwlock_unlock(&h->grow);
+	}
+out:
+	searcher_put(h, s);
+	return rc;
+}
+
+/* ---- delete, lookup ------------------------------------------------------ */
+
+VT_API int vt_hnsw_delete(vt_hnsw *h, uint64_t label)
+{
+	pthread_rwlock_rdlock(&h->grow);
+	pthread_rwlock_rdlock(&h->gate);
+	pthread_mutex_lock(&h->map_lock);
+	uint32_t id = map_find(h, label);
+	if (id != VT__NONE) {
+		map_del(h, label);
+		__atomic_fetch_or(&h->flags[id], VT__F_DELETED, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&h->n_tomb, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_sub(&h->n_live, 1, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&h->map_lock);
+	pthread_rwlock_unlock(&h->gate);
+	pthread_rwlock_unlock(&h->grow);
+	return id == VT__NONE ? VT_ENOENT : 0;
+}
+
+VT_API int vt_hnsw_contains(vt_hnsw *h, uint64_t label)
+{
+	pthread_mutex_lock(&h->map_lock);
+	uint32_t id = map_find(h, label);
+	pthread_mutex_unlock(&h->map_lock);
+	return id != VT__NONE;
+}
+
+VT_API int vt_hnsw_get(vt_hnsw *h, uint64_t label, float *out)
+{
+	pthread_rwlock_rdlock(&h->grow);
+	pthread_mutex_lock(&h->map_lock);
+	uint32_t id = map_find(h, label);
+	pthread_mutex_unlock(&h->map_lock);
+	if (id != VT__NONE)
+		memcpy(out, vt__vec(h, id), h->p.dim * sizeof(float));
+	pthread_rwlock_unlock(&h->grow);
+	return id == VT__NONE ? VT_ENOENT : 0;
+}
+
+/* ---- search --------------------------------------------------------------- */
+
+VT_API void vt_hnsw_query_default(vt_hnsw_query *q, uint32_t k)
+{
+	memset(q, 0, sizeof *q);
+	q->k = k;
+	q->rescore = 1;
+	q->oversampling = 2.0f;
+}
+
+static inline int allowed(const vt_hnsw *h, const vt_hnsw_query *q, uint32_t id)
+{
+	if (flags_of(h, id) & (VT__F_DELETED | VT__F_FREE | VT__F_PENDING))
+		return 0;
+	return !q->filter || q->filter(h->labels[id], q->filter_ctx);
+}
+
+/* Binary heaps on (id, dist) arrays: min-heap for candidates, max-heap
+ * for results. */
+static void heap_push(uint32_t *ids, float *ds, uint32_t *n, uint32_t id,
+		      float d, int max)
+{
+	uint32_t i = (*n)++;
+	while (i > 0) {
+		uint32_t p = (i - 1) / 2;
+		if (max ? ds[p] >= d : ds[p] <= d)
+			break;
+		ids[i] = ids[p];
+		ds[i] = ds[p];
+		i = p;
+	}
+	ids[i] = id;
+	ds[i] = d;
+}
+
+static void heap_pop(uint32_t *ids, float *ds, uint32_t *n, int max)
+{
+	uint32_t last = --(*n), i = 0;
+	uint32_t id = ids[last];
+	float d = ds[last];
+	for (;;) {
+		uint32_t c = 2 * i + 1;
+		if (c >= last)
+			break;
+		if (c + 1 < last && (max ? ds[c + 1] > ds[c] : ds[c + 1] < ds[c]))
+			c++;
+		if (max ? ds[c] <= d : ds[c] >= d)
+			break;
+		ids[i] = ids[c];
+		ds[i] = ds[c];
+		i = c;
+	}
+	ids[i] = id;
+	ds[i] = d;
+}
+
+/* Filtered beam search on layer 0 (as hnswlib with a filter): every node is
+ * traversed, only allowed ones enter the results, and the search goes on
+ * while a candidate can still beat the worst of `ef` results, so a
+ * selective filter explores further instead of returning too few. Leaves
+ * the results sorted ascending in the pool arrays. */
+static int search_filtered(const vt_hnsw *h, struct vt__searcher *s,
+			   const qctx *c, const vt_hnsw_query *q, uint32_t ep,
+			   float ep_d, uint32_t ef)
+{
+	uint32_t nc = 0, nr = 0;
+	if (grow_pair(&s->rid, &s->rd, &s->rcap, ef + 1) ||
+	    grow_pair(&s->cid, &s->cd, &s->ccap, 64))
+		return VT_ENOMEM;
+	visited_clear(s);
+	visit(s, ep);
+	heap_push(s->cid, s->cd, &nc, ep, ep_d, 0);
+	if (allowed(h, q, ep))
+		heap_push(s->rid, s->rd, &nr, ep, ep_d, 1);
+	while (nc) {
+		uint32_t u = s->cid[0];
+		float du = s->cd[0];
+		if (nr == ef && du > s->rd[0])
+			break;
+		heap_pop(s->cid, s->cd, &nc, 0);
+		const uint32_t *lst = vt__links(h, u, 0);
+		for (uint32_t j = 0; j < h->m0; j++) {
+			uint32_t v = ld_acq(&lst[j]);
+			if (v == VT__NONE)
+				break;
+			if (!visit(s, v))
+				continue;
+			float d = dist_q(c, v);
+			if (nr < ef || d < s->rd[0]) {
+				if (grow_pair(&s->cid, &s->cd, &s->ccap, nc + 1))
+					return VT_ENOMEM;
+				heap_push(s->cid, s->cd, &nc, v, d, 0);
+				if (allowed(h, q, v)) {
+					heap_push(s->rid, s->rd, &nr, v, d, 1);
+					if (nr > ef)
+						heap_pop(s->rid, s->rd, &nr, 1);
+				}
+			}
+		}
+	}
+	/* Drain the max-heap into ascending order. */
+	s->psize = nr;
+	while (nr) {
+		s->pids[nr - 1] = s->rid[0];
+		s->pd[nr - 1] = s->rd[0];
+		heap_pop(s->rid, s->rd, &nr, 1);
+	}
+	return 0;
+}
+
+/* Brute force over every live node on float32 vectors. */
+static int search_exact(const vt_hnsw *h, struct vt__searcher *s,
+			const vt_hnsw_query *q, vt_hnsw_hit *out, size_t *n_out)
+{
+	uint32_t k = q->k, n = 0;
+	if (grow_pair(&s->rid, &s->rd, &s->rcap, k + 1))
+		return VT_ENOMEM;
+	uint32_t slots = __atomic_load_n(&h->n_slots, __ATOMIC_ACQUIRE);
+	for (uint32_t i = 0; i < slots; i++) {
+		if (!allowed(h, q, i))
+			continue;
+		float d = f32_dist(h, s->qf, vt__vec(h, i));
+		if (n < k) {
+			heap_push(s->rid, s->rd, &n, i, d, 1);
+		} else if (d < s->rd[0]) {
+			heap_pop(s->rid, s->rd, &n, 1);
+			heap_push(s->rid, s->rd, &n, i, d, 1);
+		}
+	}
+	*n_out = n;
+	while (n) {
+		out[n - 1].label = h->labels[s->rid[0]];
+		out[n - 1].dist = s->rd[0];
+		heap_pop(s->rid, s->rd, &n, 1);
+	}
+	return 0;
+}
+
+VT_API int vt_hnsw_search(vt_hnsw *h, const float *query,
+			  const vt_hnsw_query *q, vt_hnsw_hit *out, size_t *n_out)
+{
+	*n_out = 0;
+	if (q->k < 1 || q->k > VT_HNSW_MAX_K)
+		return VT_EINVAL;
+	if (q->oversampling != 0 && !(q->oversampling >= 1.0f && q->oversampling <= 1000.0f))
+		return VT_EINVAL;
+	struct vt__searcher *s = searcher_get(h);
+	if (!s)
+		return VT_ENOMEM;
+	int rc = prepare_query(h, query, s->qf);
+	if (rc)
+		goto out;
+	pthread_rwlock_rdlock(&h->grow);
+	uint32_t k = q->k;
+	uint32_t ef = q->ef ? q->ef : h->p.ef_search;
+	if (ef < k)
+		ef = k;
+	qctx c;
+	query_ctx(h, s, &c);
+	int rescore = c.mode == VT__MODE_U8 && q->rescore;
+	uint32_t r = k;
+	if (rescore) {
+		float os = q->oversampling ? q->oversampling : 2.0f;
+		double want = ceil((double)k * os);
+		r = want > VT_HNSW_MAX_K ? VT_HNSW_MAX_K : (uint32_t)want;
+		if (ef < r)
+			ef = r;
+	}
+	rc = searcher_fit(h, s, ef);
+	if (rc)
+		goto unlock;
+	if (q->exact) {
+		rc = search_exact(h, s, q, out, n_out);
+		goto unlock;
+	}
+	uint32_t ep;
+	int top;
+	load_ep(h, &ep, &top);
+	if (ep == VT__NONE)
+		goto unlock;
+	float d = dist_q(&c, ep);
+	ep = greedy(h, &c, ep, &d, top, 0);
+	uint32_t n = 0;
+	uint32_t *ids = s->tid;
+	float *ds = s->td;
+	if (!q->filter) {
+		search_layer(h, s, &c, ep, d, 0, ef);
+		for (uint32_t i = 0; i < s->psize && n < r; i++)
+			if (allowed(h, q, s->pids[i])) {
+				ids[n] = s->pids[i];
+				ds[n++] = s->pd[i];
+			}
+	}
+	/* Tombstones crowding the beam fall back to the filtered search,
+	 * which keeps going until it has enough live results. */
+	uint64_t live = __atomic_load_n(&h->n_live, __ATOMIC_RELAXED);
+	if (q->filter || (n < r && n < live)) {
+		rc = search_filtered(h, s, &c, q, ep, d, ef);
+		if (rc)
+			goto unlock;
+		n = 0;
+		for (uint32_t i = 0; i < s->psize && n < r; i++) {
+			ids[n] = s->pids[i];
+			ds[n++] = s->pd[i];
+		}
+	}
+	if (rescore) {
+		for (uint32_t i = 0; i < n; i++) {
+			if (i + 1 < n)
+				__builtin_prefetch(vt__vec(h, ids[i + 1]));
+			ds[i] = f32_dist(h, s->qf, vt__vec(h, ids[i]));
+		}
+		sort_by_dist(ids, ds, n);
+	}
+	if (n > k)
+		n = k;
+	for (uint32_t i = 0; i < n; i++) {
+		out[i].label = h->labels[ids[i]];
+		out[i].dist = ds[i];
+	}
+	*n_out = n;
+unlock:
+	pthread_rwlock_unlock(&h->grow);
+out:
+	searcher_put(h, s);
+	return rc;
+}
+
+/* ---- training -------------------------------------------------------------- */
+
+static int train_locked(vt_hnsw *h, const float *rows, size_t n, size_t stride)
+{
+	float lo, scale;
+	int rc = vt__quant_train(rows, n, stride, h->p.dim, h->p.quantile, &lo, &scale);
+	if (rc)
+		return rc;
+	h->q_lo = lo;
+	h->q_scale = scale;
+	vt__hnsw_encode_all(h);
+	__atomic_store_n(&h->trained, 1, __ATOMIC_RELEASE);
+	VT_LOG(VT_LOG_INFO, "hnsw", "int8 quantizer trained on %zu vectors: range [%g, %g]",
+	       n, (double)lo, (double)(lo + 255.0f * scale));
+	return 0;
+}
+
+VT_API int vt_hnsw_train(vt_hnsw *h, const float *vecs, size_t n)
+{
+	if (h->p.quant != VT_QUANT_INT8)
+		return VT_ENOTSUP;
+	if (n == 0)
+		return VT_EINVAL;
+	for (size_t i = 0; i < n * h->p.dim; i++)
+		if (!isfinite(vecs[i]))
+			return VT_EINVAL;
+	float *tmp = NULL;
+	if (h->p.metric == VT_METRIC_COSINE) {
+		/* The codes describe the normalised rows, so the range must
+		 * too. */
+		tmp = vt_malloc(n * h->p.dim * sizeof(float));
+		if (!tmp)
+			return VT_ENOMEM;
+		for (size_t i = 0; i < n; i++) {
+			const float *v = vecs + i * h->p.dim;
+			double norm = 0;
+			for (uint32_t j = 0; j < h->p.dim; j++)
+				norm += (double)v[j] * v[j];
+			float inv = norm > 0 ? (float)(1.0 / sqrt(norm)) : 0.0f;
+			for (uint32_t j = 0; j < h->p.dim; j++)
+				tmp[i * h->p.dim + j] = v[j] * inv;
+		}
+		vecs = tmp;
+	}
+	pthread_rwlock_wrlock(&h->grow);
+	int rc = train_locked(h, vecs, n, h->p.dim);
+	pthread_rwlock_unlock(&h->grow);
+	vt_free(tmp);
+	return rc;
+}
+
+/* ---- consolidation ---------------------------------------------------------- */
+
+static int is_gone(const vt_hnsw *h, uint32_t id)
+{
+	return (h->flags[id] & (VT__F_DELETED | VT__F_FREE | VT__F_PENDING)) != 0;
+}
+
+/* Re-picks u's neighbours at `level` from its live neighbours and the live
+ * neighbours of its deleted ones (FreshDiskANN-style one-hop repair). */
+static void repair_node(vt_hnsw *h, struct vt__searcher *s, const qctx *c,
+			uint32_t u, int level)
+{
+	uint32_t cap = level == 0 ? h->m0 : h->m;
+	uint32_t *lst = vt__links(h, u, level);
+	uint32_t n = 0;
+	int dirty = 0;
+	for (uint32_t j = 0; j < cap && lst[j] != VT__NONE; j++) {
+		uint32_t v = lst[j];
+		if (!is_gone(h, v)) {
+			if (visit(s, v))
+				s->tid[n++] = v;
+			continue;
+		}
+		dirty = 1;
+		if (h->levels[v] < level || (h->flags[v] & VT__F_FREE))
+			continue;
+		const uint32_t *tl = vt__links(h, v, level);
+		for (uint32_t t = 0; t < cap && tl[t] != VT__NONE; t++) {
+			uint32_t w = tl[t];
+			if (w != u && !is_gone(h, w) && visit(s, w))
+				s->tid[n++] = w;
+		}
+	}
+	visited_clear(s);
+	if (!dirty)
+		return;
+	for (uint32_t i = 0; i < n; i++)
+		s->td[i] = dist_nn(c, u, s->tid[i]);
+	sort_by_dist(s->tid, s->td, n);
+	uint32_t k = select_neighbours(c, s->tid, s->td, n, cap, s->tid2);
+	write_list(lst, cap, s->tid2, k);
+}
+
+VT_API int vt_hnsw_consolidate(vt_hnsw *h)
+{
+	struct vt__searcher *s = searcher_get(h);
+	if (!s)
+		return VT_ENOMEM;
+	pthread_rwlock_wrlock(&h->grow);
+	int rc = searcher_fit(h, s, h->m0);
+	if (rc)
+		goto out;
+	uint32_t ntomb = 0;
+	for (uint32_t i = 0; i < h->n_slots; i++)
+		ntomb += (h->flags[i] & VT__F_DELETED) != 0;
+	if (ntomb == 0)
+		goto out;
+	if (h->free_cap < h->n_free + ntomb) {
+		uint32_t fc = h->free_cap;
+		rc = grow_array((void **)&h->free_ids, &fc, h->n_free + ntomb,
+				sizeof *h->free_ids);
+		if (rc)
+			goto out;
+		h->free_cap = fc;
+	}
+	qctx c;
+	qctx_init(&c, h, mode_of(h), NULL, NULL, 0);
+	for (uint32_t u = 0; u < h->n_slots; u++) {
+		if (is_gone(h, u))
+			continue;
+		for (int l = h->levels[u]; l >= 0; l--)
+			repair_node(h, s, &c, u, l);
+	}
+	/* A new entry point if the old one is going: the live node with the
+	 * highest level. */
+	uint32_t ep;
+	int top;
+	load_ep(h, &ep, &top);
+	if (ep != VT__NONE && is_gone(h, ep)) {
+		uint32_t best = VT__NONE;
+		int bl = -1;
+		for (uint32_t u = 0; u < h->n_slots; u++)
+			if (!is_gone(h, u) && (int)h->levels[u] > bl) {
+				bl = h->levels[u];
+				best = u;
+			}
+		store_ep(h, best, bl);
+	}
+	for (uint32_t u = 0; u < h->n_slots; u++) {
+		if (!(h->flags[u] & VT__F_DELETED))
+			continue;
+		if (h->upper[u]) {
+			__atomic_fetch_sub(&h->upper_bytes,
+					   (uint64_t)h->levels[u] * h->m * 4,
+					   __ATOMIC_RELAXED);
+			vt_free(h->upper[u]);
+			h->upper[u] = NULL;
+		}
+		h->levels[u] = 0;
+		memset(h->links0 + (size_t)u * h->m0, 0xff, h->m0 * sizeof(uint32_t));
+		h->flags[u] = VT__F_FREE;
+		h->free_ids[h->n_free++] = u;
+	}
+	__atomic_store_n(&h->n_tomb, 0, __ATOMIC_RELAXED);
+	rc = (int)ntomb;
+	VT_LOG(VT_LOG_INFO, "hnsw", "consolidated %u deleted nodes", ntomb);
+out:
+	pthread_rwlock_unlock(&h->grow);
+	searcher_put(h, s);
+	return rc;
+}
+
+/* ---- introspection ------------------------------------------------------------ */
+
+VT_API void vt_hnsw_stats_get(vt_hnsw *h, vt_hnsw_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	pthread_rwlock_rdlock(&h->grow);
+	pthread_mutex_lock(&h->map_lock);
+	uint32_t ep;
+	int top;
+	load_ep(h, &ep, &top);
+	st->count = __atomic_load_n(&h->n_live, __ATOMIC_RELAXED);
+	st->tombstones = __atomic_load_n(&h->n_tomb, __ATOMIC_RELAXED);
+	st->free_slots = h->n_free;
+	st->capacity = h->cap;
+	st->max_level = top < 0 ? 0 : (uint32_t)top;
+	st->dim = h->p.dim;
+	st->metric = h->p.metric;
+	st->quant = h->p.quant;
+	st->trained = is_trained(h);
+	st->quant_lo = h->q_lo;
+	st->quant_hi = h->q_lo + 255.0f * h->q_scale;
+	st->bytes_graph = (size_t)h->cap * h->m0 * 4 + (size_t)h->cap * sizeof(void *) +
+			  __atomic_load_n(&h->upper_bytes, __ATOMIC_RELAXED);
+	size_t vb = (size_t)h->cap * h->vstride * sizeof(float);
+	if (h->vfd >= 0)
+		st->bytes_vectors_mapped = vb;
+	else
+		st->bytes_vectors = vb;
+	if (h->codes)
+		st->bytes_codes = (size_t)h->cap * (h->cstride + sizeof(uint32_t));
+	st->bytes_other = (size_t)h->cap * (sizeof(uint64_t) + 2) +
+			  (size_t)h->map_cap * sizeof(struct vt__slot) +
+			  (size_t)h->free_cap * sizeof(uint32_t);
+	pthread_mutex_unlock(&h->map_lock);
+	pthread_rwlock_unlock(&h->grow);
+}
+
+VT_API void vt_hnsw_params_get(vt_hnsw *h, vt_hnsw_params *out)
+{
+	*out = h->p;
+	out->vectors_path = NULL;
+}
+
+VT_API const char *vt_metric_name(int metric)
+{
+	switch (metric) {
+	case VT_METRIC_L2:
+		return "l2";
+	case VT_METRIC_IP:
+		return "ip";
+	case VT_METRIC_COSINE:
+		return "cosine";
+	}
+	return "?";
+}
+
+VT_API int vt_metric_parse(const char *s)
+{
+	if (!strcmp(s, "l2") || !strcmp(s, "euclid"))
+		return VT_METRIC_L2;
+	if (!strcmp(s, "ip") || !strcmp(s, "dot"))
+		return VT_METRIC_IP;
+	if (!strcmp(s, "cosine"))
+		return VT_METRIC_COSINE;
+	return -1;
+}

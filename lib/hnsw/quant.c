@@ -1,0 +1,80 @@
+/* quant.c: the int8 scalar quantizer: one global range for every
+ * dimension, so code distances are integer kernels (research/hnsw-speed.md
+ * §3). Not the traversal: hnsw.c decides when codes are used. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/hash.h"
+#include "hnsw_int.h"
+
+static int cmp_float(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+	return (x > y) - (x < y);
+}
+
+int vt__quant_train(const float *rows, size_t n, size_t stride, uint32_t dim,
+		    float quantile, float *lo, float *scale)
+{
+	float mn = INFINITY, mx = -INFINITY;
+	int integral = 1;
+	for (size_t i = 0; i < n; i++)
+		for (uint32_t j = 0; j < dim; j++) {
+			float v = rows[i * stride + j];
+			mn = v < mn ? v : mn;
+			mx = v > mx ? v : mx;
+			integral &= v == floorf(v);
+		}
+	/* Integer data spanning at most 256 values (pixels, counts) gets a
+	 * unit step: codes are then exact and int8 search loses nothing. */
+	if (n > 0 && integral && mx - mn <= 255.0f) {
+		*lo = mn;
+		*scale = 1.0f;
+		return 0;
+	}
+	if (n == 0) {
+		mn = 0;
+		mx = 1;
+	}
+	if (quantile < 1.0f && n > 0) {
+		/* A random sample of values is enough to place the tails and
+		 * keeps training O(sample) for big inputs. */
+		size_t total = n * dim, ns = total < 262144 ? total : 262144;
+		float *s = vt_malloc(ns * sizeof *s);
+		if (!s)
+			return VT_ENOMEM;
+		vt_rng r;
+		vt_rng_seed(&r, 0x9b1d);
+		for (size_t i = 0; i < ns; i++) {
+			size_t k = ns == total ? i : vt_rng_next(&r) % total;
+			s[i] = rows[(k / dim) * stride + k % dim];
+		}
+		qsort(s, ns, sizeof *s, cmp_float);
+		double tail = (1.0 - quantile) / 2.0;
+		size_t a = (size_t)(tail * (double)(ns - 1));
+		size_t b = (size_t)((1.0 - tail) * (double)(ns - 1));
+		mn = s[a];
+		mx = s[b];
+		vt_free(s);
+	}
+	*lo = mn;
+	*scale = mx > mn ? (mx - mn) / 255.0f : 1.0f;
+	return 0;
+}
+
+uint32_t vt__quant_encode(const float *x, uint32_t dim, size_t cstride,
+			  float lo, float scale, uint8_t *out)
+{
+	float inv = 1.0f / scale;
+	uint32_t sum = 0;
+	for (uint32_t j = 0; j < dim; j++) {
+		float c = nearbyintf((x[j] - lo) * inv);
+		c = c < 0 ? 0 : c > 255 ? 255 : c;
+		out[j] = (uint8_t)c;
+		sum += out[j];
+	}
+	memset(out + dim, 0, cstride - dim);
+	return sum;
+}
