@@ -13,7 +13,7 @@
 enum vt_simd_level {
 	VT_SIMD_SCALAR = 0,     /* portable C, the reference */
 	VT_SIMD_AVX2 = 1,       /* AVX2 + FMA */
-	VT_SIMD_AVX512 = 2,     /* AVX-512 F + BW + VL */
+	VT_SIMD_AVX512 = 2,     /* AVX-512 F + BW + VL + DQ */
 	VT_SIMD_AVX512VNNI = 3, /* AVX-512 + VNNI */
 	VT_SIMD_LEVELS = 4,
 };
@@ -36,7 +36,9 @@ enum vt_simd_level {
  *   dot_u8    sum a_i * b_i
  *
  * int8 (exact, n <= VT_SIMD_U8_MAX_DIM):
- *   l2sq_i8, dot_i8 as above on signed values; cos_i8 as cos_f32. */
+ *   l2sq_i8, dot_i8 as above on signed values; cos_i8 as cos_f32.
+ *   l2sq_i8 is unsigned like l2sq_u8: (-128 - 127)^2 * 65535 does not fit
+ *   an int32_t. |dot_i8| <= 128^2 * 65535 < 2^31 does. */
 typedef struct vt_simd_ops {
 	int level;
 	const char *name; /* "scalar", "avx2", "avx512", "avx512vnni" */
@@ -60,7 +62,7 @@ typedef struct vt_simd_ops {
 			  const uint8_t *b1, const uint8_t *b2,
 			  const uint8_t *b3, size_t n, uint32_t out[4]);
 
-	int32_t (*l2sq_i8)(const int8_t *a, const int8_t *b, size_t n);
+	uint32_t (*l2sq_i8)(const int8_t *a, const int8_t *b, size_t n);
 	int32_t (*dot_i8)(const int8_t *a, const int8_t *b, size_t n);
 	float (*cos_i8)(const int8_t *a, const int8_t *b, size_t n);
 } vt_simd_ops;
