@@ -5,7 +5,7 @@ JOBS     ?= 2
 BUILD    ?= build
 CMAKE_GEN = $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps build run test test-release test-asan test-tsan fuzz bench clean
+.PHONY: all deps build run test test-release test-asan test-tsan test-fuzz fuzz bench clean
 
 all: build
 
@@ -21,7 +21,7 @@ build: deps $(BUILD)/release/CMakeCache.txt
 run: build
 	$(BUILD)/release/services/vectron/vectron demo
 
-test: deps test-release test-asan test-tsan
+test: deps test-release test-asan test-tsan test-fuzz
 	@echo "make test: all suites passed"
 
 test-release: build
@@ -40,8 +40,12 @@ test-tsan: deps
 	cd $(BUILD)/tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 		ctest --output-on-failure -j$(JOBS) --timeout 900 -L threads
 
-# libFuzzer targets (clang). FUZZ_SECONDS per target.
+# libFuzzer targets (clang). FUZZ_SECONDS per target; `make test` runs a
+# short campaign, `make fuzz FUZZ_SECONDS=600` a real one.
 FUZZ_SECONDS ?= 60
+test-fuzz: deps
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
+
 fuzz: deps
 	CC=clang CXX=clang++ cmake -S . -B $(BUILD)/fuzz $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVT_FUZZ=ON >/dev/null
 	cmake --build $(BUILD)/fuzz -j$(JOBS)
