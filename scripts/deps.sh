@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="build-essential cmake pkg-config clang llvm libclang-rt-14-dev
-libcmocka-dev libxxhash-dev zlib1g-dev
+libcmocka-dev libxxhash-dev zlib1g-dev liblmdb-dev libjansson-dev
 libhnswlib-dev dataset-fashion-mnist
 python3 python3-numpy"
 
