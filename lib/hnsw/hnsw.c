@@ -909,18 +909,23 @@ int vt__hnsw_write_vec(vt_hnsw *h, uint32_t id, const float *v)
 	return 0;
 }
 
-static void encode_node(vt_hnsw *h, uint32_t id)
+static int encode_node(vt_hnsw *h, uint32_t id)
 {
+	int exact;
 	h->csum[id] = vt__quant_encode(vt__vec(h, id), h->p.dim, h->cstride,
 				       h->q_lo, h->q_scale,
-				       h->codes + (size_t)id * h->cstride);
+				       h->codes + (size_t)id * h->cstride, &exact);
+	return exact;
 }
 
+/* Caller holds `grow` exclusively (or owns h). */
 int vt__hnsw_encode_all(vt_hnsw *h)
 {
+	int exact = 1;
 	for (uint32_t i = 0; i < h->n_slots; i++)
 		if (!(h->flags[i] & VT__F_FREE))
-			encode_node(h, i);
+			exact &= encode_node(h, i);
+	__atomic_store_n(&h->codes_inexact, !exact, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -958,13 +963,18 @@ static int prepare_query(const vt_hnsw *h, const float *in, float *qf)
 	return 0;
 }
 
-static void query_ctx(const vt_hnsw *h, struct vt__searcher *s, qctx *c)
+/* Sets up the query context; under int8, *exact (may be NULL) tells
+ * whether the query's codes decode back to its floats. */
+static void query_ctx(const vt_hnsw *h, struct vt__searcher *s, qctx *c,
+		      int *exact)
 {
-	int mode = mode_of(h);
+	int mode = mode_of(h), ex = 0;
 	uint32_t qsum = 0;
 	if (mode == VT__MODE_U8)
 		qsum = vt__quant_encode(s->qf, h->p.dim, h->cstride, h->q_lo,
-					h->q_scale, s->qc);
+					h->q_scale, s->qc, &ex);
+	if (exact)
+		*exact = ex;
 	qctx_init(c, h, mode, s->qf, s->qc, qsum);
 }
 
@@ -1128,10 +1138,15 @@ VT_API int vt_hnsw_insert(vt_hnsw *h, uint64_t label, const float *vec)
 		goto unlock;
 	}
 	qctx c;
-	query_ctx(h, s, &c);
+	int exact;
+	query_ctx(h, s, &c, &exact);
 	if (c.mode == VT__MODE_U8) {
 		memcpy(h->codes + (size_t)id * h->cstride, s->qc, h->cstride);
 		h->csum[id] = c.qsum;
+		/* before the node is linked: a search that reaches it sees
+		 * the flag (release here, acquire in vt_hnsw_search) */
+		if (!exact)
+			__atomic_store_n(&h->codes_inexact, 1, __ATOMIC_RELEASE);
 	}
 	h->labels[id] = label;
 	h->levels[id] = (uint8_t)level;
@@ -1376,10 +1391,19 @@ VT_API int vt_hnsw_search(vt_hnsw *h, const float *query,
 	if (ef < k)
 		ef = k;
 	qctx c;
-	query_ctx(h, s, &c);
+	int qexact;
+	query_ctx(h, s, &c, &qexact);
 	int rescore = c.mode == VT__MODE_U8 && q->rescore;
+	/* Lossless codes (integer data spanning at most 256 values, such as
+	 * pixels, gets a unit step, quant.c) under L2: the code distance is
+	 * the float distance, so re-scoring would only re-derive it from 4x
+	 * the bytes. Skipped when the query and every stored row decode back
+	 * exactly; checked again after the walk, since a row inserted
+	 * meanwhile may be lossy. */
+	int lossless = rescore && h->p.metric == VT_METRIC_L2 && qexact &&
+		       !__atomic_load_n(&h->codes_inexact, __ATOMIC_ACQUIRE);
 	uint32_t r = k;
-	if (rescore) {
+	if (rescore && !lossless) {
 		float os = q->oversampling ? q->oversampling : 2.0f;
 		double want = ceil((double)k * os);
 		r = want > VT_HNSW_MAX_K ? VT_HNSW_MAX_K : (uint32_t)want;
@@ -1436,7 +1460,9 @@ VT_API int vt_hnsw_search(vt_hnsw *h, const float *query,
 			ds[n++] = s->pd[i];
 		}
 	}
-	if (rescore) {
+	if (lossless && __atomic_load_n(&h->codes_inexact, __ATOMIC_ACQUIRE))
+		lossless = 0;
+	if (rescore && !lossless) {
 		for (uint32_t i = 0; i < n; i++) {
 			if (i + 1 < n)
 				__builtin_prefetch(vt__vec(h, ids[i + 1]));

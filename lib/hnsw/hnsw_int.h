@@ -83,6 +83,8 @@ struct vt_hnsw {
 	/* int8 quantizer: code = round((x - q_lo) / q_scale), clamped */
 	int trained;       /* atomic */
 	float q_lo, q_scale;
+	int codes_inexact; /* atomic: some stored row does not decode back to
+			      its floats (see vt_hnsw_search's re-scoring) */
 	uint64_t upper_bytes; /* atomic: bytes in upper-layer lists */
 
 	pthread_mutex_t pool_lock;
@@ -98,9 +100,10 @@ int vt__quant_train(const float *rows, size_t n, size_t stride, uint32_t dim,
 		    float quantile, float *lo, float *scale);
 
 /* Encodes dim floats into codes (rest of the padded row zeroed) and
- * returns the sum of the codes. */
+ * returns the sum of the codes. *exact (when exact is not NULL) is set to 1
+ * if every float equals lo + code * scale, i.e. decoding gives x back. */
 uint32_t vt__quant_encode(const float *x, uint32_t dim, size_t cstride,
-			  float lo, float scale, uint8_t *out);
+			  float lo, float scale, uint8_t *out, int *exact);
 
 /* hnsw.c internals used by hnsw_io.c */
 

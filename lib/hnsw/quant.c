@@ -65,10 +65,11 @@ int vt__quant_train(const float *rows, size_t n, size_t stride, uint32_t dim,
 }
 
 uint32_t vt__quant_encode(const float *x, uint32_t dim, size_t cstride,
-			  float lo, float scale, uint8_t *out)
+			  float lo, float scale, uint8_t *out, int *exact)
 {
 	float inv = 1.0f / scale;
 	uint32_t sum = 0;
+	int same = 1;
 	for (uint32_t j = 0; j < dim; j++) {
 		/* clamp, then round half up: branch-free and inlined, unlike
 		 * nearbyintf; exact for the integer data that maps 1:1 */
@@ -76,7 +77,10 @@ uint32_t vt__quant_encode(const float *x, uint32_t dim, size_t cstride,
 		c = c < 0.0f ? 0.0f : c > 255.0f ? 255.0f : c;
 		out[j] = (uint8_t)(c + 0.5f);
 		sum += out[j];
+		same &= lo + (float)out[j] * scale == x[j];
 	}
 	memset(out + dim, 0, cstride - dim);
+	if (exact)
+		*exact = same;
 	return sum;
 }
