@@ -280,6 +280,47 @@ static inline float dist_nn(const qctx *c, uint32_t a, uint32_t b)
 	return f32_dist(h, vt__vec(h, a), vt__vec(h, b));
 }
 
+/* dist_q of four nodes at once, through the *_x4 kernels that share the
+ * query's loads (faiss distances_batch_4, research/hnsw-speed.md §2D).
+ * The integer kernels are exact, so int8 results equal dist_q's bit for
+ * bit; float ones may differ in the last bits (another summation order),
+ * within the kernels' stated tolerance. */
+static inline void dist_q4(const qctx *c, const uint32_t *ids, float out[4])
+{
+	const vt_hnsw *h = c->h;
+	const vt_simd_ops *o = h->ops;
+	uint32_t dim = h->p.dim;
+	if (c->mode == VT__MODE_U8) {
+		const uint8_t *r[4];
+		uint32_t v[4];
+		for (int i = 0; i < 4; i++)
+			r[i] = h->codes + (size_t)ids[i] * h->cstride;
+		if (h->p.metric == VT_METRIC_L2) {
+			o->l2sq_u8_x4(c->qc, r[0], r[1], r[2], r[3], dim, v);
+			for (int i = 0; i < 4; i++)
+				out[i] = c->kc * (float)v[i];
+			return;
+		}
+		o->dot_u8_x4(c->qc, r[0], r[1], r[2], r[3], dim, v);
+		for (int i = 0; i < 4; i++) {
+			float dot = c->ka + c->kb * (float)(c->qsum + h->csum[ids[i]]) +
+				    c->kc * (float)v[i];
+			out[i] = h->p.metric == VT_METRIC_IP ? -dot : 1.0f - dot;
+		}
+		return;
+	}
+	const float *r[4];
+	for (int i = 0; i < 4; i++)
+		r[i] = vt__vec(h, ids[i]);
+	if (h->p.metric == VT_METRIC_L2) {
+		o->l2sq_f32_x4(c->qf, r[0], r[1], r[2], r[3], dim, out);
+		return;
+	}
+	o->dot_f32_x4(c->qf, r[0], r[1], r[2], r[3], dim, out);
+	for (int i = 0; i < 4; i++)
+		out[i] = h->p.metric == VT_METRIC_IP ? -out[i] : 1.0f - out[i];
+}
+
 static void qctx_init(qctx *c, const vt_hnsw *h, int mode, const float *qf,
 		      const uint8_t *qc, uint32_t qsum)
 {
@@ -421,7 +462,19 @@ static void search_layer(const vt_hnsw *h, struct vt__searcher *s,
 				prefetch_head(c, v);
 			}
 		}
-		for (uint32_t j = 0; j < n; j++) {
+		/* Four at a time: one query load serves four rows, and the
+		 * four rows' misses overlap in one instruction stream. */
+		uint32_t j = 0;
+		for (; j + 4 <= n; j += 4) {
+			for (uint32_t t = j + 4; t < j + 8 && t < n; t++)
+				prefetch_next(c, s->edge[t]);
+			float d4[4];
+			dist_q4(c, s->edge + j, d4);
+			for (int t = 0; t < 4; t++)
+				if (s->psize < keep || d4[t] < s->pd[s->psize - 1])
+					pool_insert(s, keep, s->edge[j + t], d4[t]);
+		}
+		for (; j < n; j++) {
 			if (j + 1 < n)
 				prefetch_next(c, s->edge[j + 1]);
 			uint32_t v = s->edge[j];
