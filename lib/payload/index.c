@@ -424,6 +424,8 @@ static void sort_unique(struct lset *s)
 
 static int lset_append(struct lset *s, const uint64_t *v, size_t n)
 {
+	if (!n)
+		return 0;
 	if (lset_reserve(s, s->n + n))
 		return VT_ENOMEM;
 	memcpy(s->v + s->n, v, n * sizeof *v);
