@@ -433,7 +433,6 @@ static int parse_cond(struct parser *ps, const json_t *v, uint32_t depth,
 		else if (!strcmp(k, "has_id") || !strcmp(k, "nested") ||
 			 !strcmp(k, "geo_radius") || !strcmp(k, "geo_bounding_box") ||
 			 !strcmp(k, "geo_polygon") || !strcmp(k, "values_count") ||
-			 !strcmp(k, "is_empty") || !strcmp(k, "is_null") ||
 			 !strcmp(k, "min_should"))
 			return FAIL(ps, VT_ENOTSUP, "\"%s\" is not supported", k);
 		else

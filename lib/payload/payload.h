@@ -84,7 +84,7 @@ typedef struct vt_filter vt_filter; /* opaque, immutable once parsed */
 
 /* Parses and compiles a filter (see docs/filters.md for the language):
  *   {"must":[C...], "should":[C...], "must_not":[C...]}
- * where each C is a nested filter or one of
+ * where each C is a nested filter ({} included: it matches all) or one of
  *   {"key":"k", "match":{"value": "s" | 1 | true}}
  *   {"key":"k", "match":{"any": ["a","b"] | [1,2]}}
  *   {"key":"k", "match":{"except": ["a","b"] | [1,2]}}
@@ -176,7 +176,8 @@ typedef struct vt_filter_plan {
  * from the index (exactly); the rest are evaluated per point. The result:
  * EMPTY when the index proves no match, SCAN when the matches (or the
  * candidate superset) are few (<= threshold), else GRAPH. A filter with no
- * indexed condition has no labels and plans GRAPH. `pp` NULL = defaults.
+ * indexed condition has no labels: it plans SCAN of every point when
+ * total_points <= threshold, else GRAPH. `pp` NULL = defaults.
  * Release with vt_filter_plan_free. Errors: VT_ENOMEM. */
 VT_API int vt_filter_plan_build(const vt_filter *f,
 				const vt_payload_index *ix,
