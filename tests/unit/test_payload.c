@@ -873,6 +873,89 @@ static void test_filtered_recall(void **state)
 	free(qs);
 }
 
+static int lookup_small(void *ctx, uint64_t label, const vt_payload **out)
+{
+	vt_payload **pl = ctx;
+	if (label >= 3)
+		return -1; /* unknown label: excluded */
+	*out = label == 2 ? NULL : pl[label]; /* NULL means {} */
+	return 0;
+}
+
+static void test_plan_rules(void **state)
+{
+	(void)state;
+	vt_payload *pl[2] = {P("{\"cat\":\"a\",\"u\":1}"), P("{\"cat\":\"b\",\"u\":2}")};
+	vt_payload_index *ix;
+	assert_int_equal(vt_payload_index_create(&schema, &ix, NULL), 0);
+	assert_int_equal(vt_payload_index_add(ix, 0, pl[0]), 0);
+	assert_int_equal(vt_payload_index_add(ix, 1, pl[1]), 0);
+	assert_int_equal(vt_payload_index_add(ix, 2, NULL), 0);
+
+	/* The auto threshold: max(1000, sqrt(2000 N)). */
+	vt_filter *f = F("{\"must\":[{\"key\":\"u\",\"match\":{\"value\":1}}]}", &schema);
+	vt_filter_plan plan;
+	assert_int_equal(vt_filter_plan_build(f, NULL, 100, NULL, &plan), 0);
+	assert_int_equal(plan.scan_threshold, 1000);
+	assert_int_equal(plan.strategy, VT_PLAN_SCAN);
+	assert_false(plan.has_labels);
+	vt_filter_plan_free(&plan);
+	assert_int_equal(vt_filter_plan_build(f, NULL, 1000000, NULL, &plan), 0);
+	assert_int_equal(plan.scan_threshold, 44721);
+	assert_int_equal(plan.strategy, VT_PLAN_GRAPH);
+	assert_int_equal(plan.estimate, 1000000);
+	vt_filter_plan_free(&plan);
+
+	/* Undeclared field: the callback evaluates looked-up payloads; an
+	 * unknown label and a NULL payload are handled. */
+	assert_int_equal(vt_filter_plan_build(f, ix, 3, NULL, &plan), 0);
+	assert_false(plan.has_labels);
+	vt_filter_hnsw_ctx ctx = {f, &plan, lookup_small, pl};
+	assert_true(vt_filter_hnsw_cb(0, &ctx));
+	assert_false(vt_filter_hnsw_cb(1, &ctx));
+	assert_false(vt_filter_hnsw_cb(2, &ctx));
+	assert_false(vt_filter_hnsw_cb(7, &ctx));
+	vt_filter_plan_free(&plan);
+	vt_filter_free(f);
+
+	/* Indexed: exact set, no lookup needed. */
+	f = F("{\"must_not\":[{\"key\":\"cat\",\"match\":{\"value\":\"a\"}}]}", &schema);
+	assert_int_equal(vt_filter_plan_build(f, ix, 3, NULL, &plan), 0);
+	assert_true(plan.has_labels && plan.exact);
+	assert_int_equal(plan.n_labels, 2);
+	ctx = (vt_filter_hnsw_ctx){f, &plan, NULL, NULL};
+	assert_false(vt_filter_hnsw_cb(0, &ctx));
+	assert_true(vt_filter_hnsw_cb(1, &ctx));
+	assert_true(vt_filter_hnsw_cb(2, &ctx));
+	vt_filter_plan_free(&plan);
+	vt_filter_free(f);
+
+	/* Mixed: a superset from the index, then evaluation. */
+	f = F("{\"must\":[{\"key\":\"cat\",\"match\":{\"any\":[\"a\",\"b\"]}},"
+	      "{\"key\":\"u\",\"range\":{\"gt\":1}}]}", &schema);
+	assert_int_equal(vt_filter_plan_build(f, ix, 3, NULL, &plan), 0);
+	assert_true(plan.has_labels && !plan.exact);
+	assert_int_equal(plan.n_labels, 2);
+	ctx = (vt_filter_hnsw_ctx){f, &plan, lookup_small, pl};
+	assert_false(vt_filter_hnsw_cb(0, &ctx));
+	assert_true(vt_filter_hnsw_cb(1, &ctx));
+	assert_false(vt_filter_hnsw_cb(2, &ctx));
+	vt_filter_plan_free(&plan);
+	vt_filter_free(f);
+
+	/* A contradiction plans EMPTY. */
+	f = F("{\"must\":[{\"key\":\"cat\",\"match\":{\"value\":\"a\"}},"
+	      "{\"key\":\"cat\",\"match\":{\"value\":\"zzz\"}}]}", &schema);
+	assert_int_equal(vt_filter_plan_build(f, ix, 3, NULL, &plan), 0);
+	assert_int_equal(plan.strategy, VT_PLAN_EMPTY);
+	vt_filter_plan_free(&plan);
+	vt_filter_free(f);
+
+	vt_payload_index_destroy(ix);
+	vt_payload_free(pl[0]);
+	vt_payload_free(pl[1]);
+}
+
 int main(void)
 {
 	vt_log_set_level(VT_LOG_WARN);
@@ -883,6 +966,7 @@ int main(void)
 		cmocka_unit_test(test_filter_errors),
 		cmocka_unit_test(test_index_property),
 		cmocka_unit_test(test_index_errors_and_oom),
+		cmocka_unit_test(test_plan_rules),
 		cmocka_unit_test(test_filtered_recall),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
