@@ -261,142 +261,76 @@ static inline __m256i dot_acc(__m256i acc, __m256i x, __m256i y)
 	return _mm256_add_epi32(acc, _mm256_madd_epi16(x, y));
 }
 
-static uint32_t l2sq_u8(const uint8_t *a, const uint8_t *b, size_t n)
+/* Tails (< 16 elements) in C, wrapping like the lanes do. */
+static inline uint32_t l2_tail(int x, int y)
 {
-	__m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-	size_t i = 0;
-
-	for (; i + 32 <= n; i += 32) {
-		s0 = l2_u8_acc(s0, ld_u8(a + i), ld_u8(b + i));
-		s1 = l2_u8_acc(s1, ld_u8(a + i + 16), ld_u8(b + i + 16));
-	}
-	if (i + 16 <= n) {
-		s0 = l2_u8_acc(s0, ld_u8(a + i), ld_u8(b + i));
-		i += 16;
-	}
-	uint32_t s = hsum_epi32(_mm256_add_epi32(s0, s1));
-	for (; i < n; i++) {
-		int d = (int)a[i] - (int)b[i];
-		s += (uint32_t)(d * d);
-	}
-	return s;
+	return (uint32_t)((x - y) * (x - y));
 }
 
-static uint32_t dot_u8(const uint8_t *a, const uint8_t *b, size_t n)
+static inline uint32_t dot_tail(int x, int y)
 {
-	__m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-	size_t i = 0;
-
-	for (; i + 32 <= n; i += 32) {
-		s0 = dot_acc(s0, ld_u8(a + i), ld_u8(b + i));
-		s1 = dot_acc(s1, ld_u8(a + i + 16), ld_u8(b + i + 16));
-	}
-	if (i + 16 <= n) {
-		s0 = dot_acc(s0, ld_u8(a + i), ld_u8(b + i));
-		i += 16;
-	}
-	uint32_t s = hsum_epi32(_mm256_add_epi32(s0, s1));
-	for (; i < n; i++)
-		s += (uint32_t)a[i] * b[i];
-	return s;
+	return (uint32_t)(x * y);
 }
 
-static void l2sq_u8_x4(const uint8_t *q, const uint8_t *b0,
-		       const uint8_t *b1, const uint8_t *b2,
-		       const uint8_t *b3, size_t n, uint32_t out[4])
-{
-	__m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-	__m256i s2 = _mm256_setzero_si256(), s3 = _mm256_setzero_si256();
-	size_t i = 0;
-
-	for (; i + 16 <= n; i += 16) {
-		__m256i x = ld_u8(q + i);
-		s0 = l2_u8_acc(s0, x, ld_u8(b0 + i));
-		s1 = l2_u8_acc(s1, x, ld_u8(b1 + i));
-		s2 = l2_u8_acc(s2, x, ld_u8(b2 + i));
-		s3 = l2_u8_acc(s3, x, ld_u8(b3 + i));
+/* One sum over a pair of rows: T element type, LD widening load, ACC the
+ * step, TAIL the scalar step. Two chains, 32 elements an iteration. */
+#define VT__K256_PAIR(NAME, T, LD, ACC, TAIL)                                  \
+	static uint32_t NAME(const T *a, const T *b, size_t n)                 \
+	{                                                                      \
+		__m256i s0 = _mm256_setzero_si256(), s1 = s0;                  \
+		size_t i = 0;                                                  \
+		for (; i + 32 <= n; i += 32) {                                 \
+			s0 = ACC(s0, LD(a + i), LD(b + i));                    \
+			s1 = ACC(s1, LD(a + i + 16), LD(b + i + 16));          \
+		}                                                              \
+		if (i + 16 <= n) {                                             \
+			s0 = ACC(s0, LD(a + i), LD(b + i));                    \
+			i += 16;                                               \
+		}                                                              \
+		uint32_t s = hsum_epi32(_mm256_add_epi32(s0, s1));             \
+		for (; i < n; i++)                                             \
+			s += TAIL(a[i], b[i]);                                 \
+		return s;                                                      \
 	}
-	out[0] = hsum_epi32(s0);
-	out[1] = hsum_epi32(s1);
-	out[2] = hsum_epi32(s2);
-	out[3] = hsum_epi32(s3);
-	for (; i < n; i++) {
-		int d0 = (int)q[i] - b0[i], d1 = (int)q[i] - b1[i];
-		int d2 = (int)q[i] - b2[i], d3 = (int)q[i] - b3[i];
-		out[0] += (uint32_t)(d0 * d0);
-		out[1] += (uint32_t)(d1 * d1);
-		out[2] += (uint32_t)(d2 * d2);
-		out[3] += (uint32_t)(d3 * d3);
-	}
-}
 
-static void dot_u8_x4(const uint8_t *q, const uint8_t *b0, const uint8_t *b1,
-		      const uint8_t *b2, const uint8_t *b3, size_t n,
-		      uint32_t out[4])
-{
-	__m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-	__m256i s2 = _mm256_setzero_si256(), s3 = _mm256_setzero_si256();
-	size_t i = 0;
-
-	for (; i + 16 <= n; i += 16) {
-		__m256i x = ld_u8(q + i);
-		s0 = dot_acc(s0, x, ld_u8(b0 + i));
-		s1 = dot_acc(s1, x, ld_u8(b1 + i));
-		s2 = dot_acc(s2, x, ld_u8(b2 + i));
-		s3 = dot_acc(s3, x, ld_u8(b3 + i));
+/* One query row against four, sharing each query load. */
+#define VT__K256_X4(NAME, ACC, TAIL)                                           \
+	static void NAME(const uint8_t *q, const uint8_t *b0,                  \
+			 const uint8_t *b1, const uint8_t *b2,                 \
+			 const uint8_t *b3, size_t n, uint32_t out[4])         \
+	{                                                                      \
+		__m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0; \
+		size_t i = 0;                                                  \
+		for (; i + 16 <= n; i += 16) {                                 \
+			__m256i x = ld_u8(q + i);                              \
+			s0 = ACC(s0, x, ld_u8(b0 + i));                        \
+			s1 = ACC(s1, x, ld_u8(b1 + i));                        \
+			s2 = ACC(s2, x, ld_u8(b2 + i));                        \
+			s3 = ACC(s3, x, ld_u8(b3 + i));                        \
+		}                                                              \
+		out[0] = hsum_epi32(s0);                                       \
+		out[1] = hsum_epi32(s1);                                       \
+		out[2] = hsum_epi32(s2);                                       \
+		out[3] = hsum_epi32(s3);                                       \
+		for (; i < n; i++) {                                           \
+			out[0] += TAIL(q[i], b0[i]);                           \
+			out[1] += TAIL(q[i], b1[i]);                           \
+			out[2] += TAIL(q[i], b2[i]);                           \
+			out[3] += TAIL(q[i], b3[i]);                           \
+		}                                                              \
 	}
-	out[0] = hsum_epi32(s0);
-	out[1] = hsum_epi32(s1);
-	out[2] = hsum_epi32(s2);
-	out[3] = hsum_epi32(s3);
-	for (; i < n; i++) {
-		out[0] += (uint32_t)q[i] * b0[i];
-		out[1] += (uint32_t)q[i] * b1[i];
-		out[2] += (uint32_t)q[i] * b2[i];
-		out[3] += (uint32_t)q[i] * b3[i];
-	}
-}
 
-/* ---- int8: the same scheme with sign extension ---- */
+VT__K256_PAIR(l2sq_u8, uint8_t, ld_u8, l2_u8_acc, l2_tail)
+VT__K256_PAIR(dot_u8, uint8_t, ld_u8, dot_acc, dot_tail)
+VT__K256_PAIR(l2sq_i8, int8_t, ld_i8, l2_u8_acc, l2_tail)
+VT__K256_PAIR(dot_i8_u, int8_t, ld_i8, dot_acc, dot_tail)
+VT__K256_X4(l2sq_u8_x4, l2_u8_acc, l2_tail)
+VT__K256_X4(dot_u8_x4, dot_acc, dot_tail)
 
-static uint32_t l2sq_i8(const int8_t *a, const int8_t *b, size_t n)
-{
-	__m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-	size_t i = 0;
-
-	for (; i + 32 <= n; i += 32) {
-		s0 = l2_u8_acc(s0, ld_i8(a + i), ld_i8(b + i));
-		s1 = l2_u8_acc(s1, ld_i8(a + i + 16), ld_i8(b + i + 16));
-	}
-	if (i + 16 <= n) {
-		s0 = l2_u8_acc(s0, ld_i8(a + i), ld_i8(b + i));
-		i += 16;
-	}
-	uint32_t s = hsum_epi32(_mm256_add_epi32(s0, s1));
-	for (; i < n; i++) {
-		int d = (int)a[i] - (int)b[i];
-		s += (uint32_t)(d * d);
-	}
-	return s;
-}
-
+/* Wrapping sums give the two's-complement total: exact in int32. */
 static int32_t dot_i8(const int8_t *a, const int8_t *b, size_t n)
 {
-	__m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-	size_t i = 0;
-
-	for (; i + 32 <= n; i += 32) {
-		s0 = dot_acc(s0, ld_i8(a + i), ld_i8(b + i));
-		s1 = dot_acc(s1, ld_i8(a + i + 16), ld_i8(b + i + 16));
-	}
-	if (i + 16 <= n) {
-		s0 = dot_acc(s0, ld_i8(a + i), ld_i8(b + i));
-		i += 16;
-	}
-	uint32_t s = hsum_epi32(_mm256_add_epi32(s0, s1));
-	for (; i < n; i++)
-		s += (uint32_t)((int)a[i] * (int)b[i]);
-	return (int32_t)s;
+	return (int32_t)dot_i8_u(a, b, n);
 }
 
 static float cos_i8(const int8_t *a, const int8_t *b, size_t n)
