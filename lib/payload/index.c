@@ -52,29 +52,207 @@ static size_t lower_bound(const uint64_t *v, size_t n, uint64_t x)
 	return lo;
 }
 
-/* Inserts x; returns 1 if it was already there, 0 if added, or VT_ENOMEM.
- * Labels usually arrive in increasing order, which is an append. */
-static int lset_insert(struct lset *s, uint64_t x)
+/* ---- sorted block lists ----------------------------------------------------
+ * An ordered set of fixed-width keys (w = 1 or 2 words, compared
+ * lexicographically) kept in blocks of at most BLK keys: insert and erase
+ * move at most one block and one array of block pointers, so building an
+ * index in any label order stays O(n sqrt n) at worst, not O(n^2). */
+
+#define BLK 512
+
+struct blk {
+	uint32_t n;
+	uint64_t e[]; /* n * w words */
+};
+
+struct blist {
+	struct blk **b;
+	size_t nb, capb, n;
+	uint32_t w;
+};
+
+static void blist_init(struct blist *l, uint32_t w)
 {
-	size_t i = s->n && s->v[s->n - 1] < x ? s->n : lower_bound(s->v, s->n, x);
-	if (i < s->n && s->v[i] == x)
-		return 1;
-	if (lset_reserve(s, s->n + 1))
-		return VT_ENOMEM;
-	memmove(s->v + i + 1, s->v + i, (s->n - i) * sizeof *s->v);
-	s->v[i] = x;
-	s->n++;
+	memset(l, 0, sizeof *l);
+	l->w = w;
+}
+
+static void blist_free(struct blist *l)
+{
+	for (size_t i = 0; i < l->nb; i++)
+		vt_free(l->b[i]);
+	vt_free(l->b);
+	l->b = NULL;
+	l->nb = l->capb = l->n = 0;
+}
+
+static int kcmp(const uint64_t *a, const uint64_t *b, uint32_t w)
+{
+	for (uint32_t i = 0; i < w; i++)
+		if (a[i] != b[i])
+			return a[i] < b[i] ? -1 : 1;
 	return 0;
 }
 
-static int lset_erase(struct lset *s, uint64_t x)
+/* The block that holds key or would: the first whose last key >= key, or
+ * the last block. */
+static size_t blist_block(const struct blist *l, const uint64_t *key)
 {
-	size_t i = lower_bound(s->v, s->n, x);
-	if (i == s->n || s->v[i] != x)
+	size_t lo = 0, hi = l->nb;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct blk *b = l->b[mid];
+		if (kcmp(b->e + (size_t)(b->n - 1) * l->w, key, l->w) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < l->nb ? lo : l->nb - 1;
+}
+
+static uint32_t blk_lower(const struct blk *b, const uint64_t *key, uint32_t w)
+{
+	uint32_t lo = 0, hi = b->n;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (kcmp(b->e + (size_t)mid * w, key, w) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int blist_grow_ptrs(struct blist *l)
+{
+	if (l->nb < l->capb)
 		return 0;
-	memmove(s->v + i, s->v + i + 1, (s->n - i - 1) * sizeof *s->v);
-	s->n--;
+	size_t cap = l->capb ? l->capb * 2 : 4;
+	struct blk **b = vt_realloc(l->b, cap * sizeof *b);
+	if (!b)
+		return VT_ENOMEM;
+	l->b = b;
+	l->capb = cap;
+	return 0;
+}
+
+/* Inserts key: 0 if added, 1 if present, VT_ENOMEM (nothing changed). */
+static int blist_insert(struct blist *l, const uint64_t *key)
+{
+	uint32_t w = l->w;
+	size_t bytes = sizeof(struct blk) + (size_t)BLK * w * sizeof(uint64_t);
+	if (!l->nb) {
+		if (blist_grow_ptrs(l))
+			return VT_ENOMEM;
+		struct blk *b = vt_malloc(bytes);
+		if (!b)
+			return VT_ENOMEM;
+		memcpy(b->e, key, w * sizeof(uint64_t));
+		b->n = 1;
+		l->b[l->nb++] = b;
+		l->n++;
+		return 0;
+	}
+	/* Blocks are never empty from here on. */
+	size_t bi = blist_block(l, key);
+	struct blk *b = l->b[bi];
+	uint32_t pos = blk_lower(b, key, w);
+	if (pos < b->n && !kcmp(b->e + (size_t)pos * w, key, w))
+		return 1;
+	if (b->n == BLK) {
+		/* Split in halves; the upper half goes to a new block. */
+		if (blist_grow_ptrs(l))
+			return VT_ENOMEM;
+		struct blk *nb = vt_malloc(bytes);
+		if (!nb)
+			return VT_ENOMEM;
+		uint32_t half = BLK / 2;
+		nb->n = BLK - half;
+		memcpy(nb->e, b->e + (size_t)half * w, (size_t)nb->n * w * sizeof(uint64_t));
+		b->n = half;
+		memmove(l->b + bi + 2, l->b + bi + 1, (l->nb - bi - 1) * sizeof *l->b);
+		l->b[bi + 1] = nb;
+		l->nb++;
+		if (pos > half) {
+			b = nb;
+			pos -= half;
+		}
+	}
+	memmove(b->e + (size_t)(pos + 1) * w, b->e + (size_t)pos * w,
+		(size_t)(b->n - pos) * w * sizeof(uint64_t));
+	memcpy(b->e + (size_t)pos * w, key, w * sizeof(uint64_t));
+	b->n++;
+	l->n++;
+	return 0;
+}
+
+/* Erases key: 1 if it was there, else 0. Never allocates. */
+static int blist_erase(struct blist *l, const uint64_t *key)
+{
+	if (!l->nb)
+		return 0;
+	uint32_t w = l->w;
+	size_t bi = blist_block(l, key);
+	struct blk *b = l->b[bi];
+	uint32_t pos = blk_lower(b, key, w);
+	if (pos == b->n || kcmp(b->e + (size_t)pos * w, key, w))
+		return 0;
+	memmove(b->e + (size_t)pos * w, b->e + (size_t)(pos + 1) * w,
+		(size_t)(b->n - pos - 1) * w * sizeof(uint64_t));
+	b->n--;
+	l->n--;
+	if (!b->n) {
+		vt_free(b);
+		memmove(l->b + bi, l->b + bi + 1, (l->nb - bi - 1) * sizeof *l->b);
+		l->nb--;
+	}
 	return 1;
+}
+
+/* Appends word `word` of every key from the first >= `from` (NULL: all)
+ * to `out` while keep(key) holds (NULL: to the end). */
+static int blist_collect(const struct blist *l, const uint64_t *from,
+			 int (*keep)(const uint64_t *key, const void *ctx),
+			 const void *ctx, uint32_t word, struct lset *out)
+{
+	size_t bi = 0;
+	uint32_t pos = 0;
+	if (!l->nb)
+		return 0;
+	if (from) {
+		bi = blist_block(l, from);
+		pos = blk_lower(l->b[bi], from, l->w);
+	}
+	for (; bi < l->nb; bi++, pos = 0) {
+		const struct blk *b = l->b[bi];
+		if (lset_reserve(out, out->n + (b->n - pos)))
+			return VT_ENOMEM;
+		for (; pos < b->n; pos++) {
+			const uint64_t *k = b->e + (size_t)pos * l->w;
+			if (keep && !keep(k, ctx))
+				return 0;
+			out->v[out->n++] = k[word];
+		}
+	}
+	return 0;
+}
+
+/* Doubles as order-preserving unsigned keys (-0 folds into +0). */
+static uint64_t dkey(double d)
+{
+	uint64_t u;
+	if (d == 0)
+		d = 0;
+	memcpy(&u, &d, 8);
+	return u >> 63 ? ~u : u | (1ull << 63);
+}
+
+static double dval(uint64_t u)
+{
+	u = u >> 63 ? u & ~(1ull << 63) : ~u;
+	double d;
+	memcpy(&d, &u, 8);
+	return d;
 }
 
 /* ---- a value -> postings hash map (chained) --------------------------------- */
@@ -82,7 +260,7 @@ static int lset_erase(struct lset *s, uint64_t x)
 struct entry {
 	struct entry *next;
 	uint64_t hash;
-	struct lset post;
+	struct blist post; /* labels, w = 1 */
 	size_t klen;
 	unsigned char key[]; /* tag byte + value bytes */
 };
@@ -97,7 +275,7 @@ static void hmap_free(struct hmap *m)
 	for (size_t i = 0; i < m->nb; i++)
 		for (struct entry *e = m->b[i], *nx; e; e = nx) {
 			nx = e->next;
-			lset_free(&e->post);
+			blist_free(&e->post);
 			vt_free(e);
 		}
 	vt_free(m->b);
@@ -141,6 +319,7 @@ static struct entry *hmap_put(struct hmap *m, const void *key, size_t klen,
 	if (!e)
 		return NULL;
 	e->hash = h;
+	blist_init(&e->post, 1);
 	e->klen = klen;
 	memcpy(e->key, key, klen);
 	e->next = m->b[h & (m->nb - 1)];
@@ -155,30 +334,24 @@ static void hmap_drop(struct hmap *m, struct entry *e)
 	while (*pp != e)
 		pp = &(*pp)->next;
 	*pp = e->next;
-	lset_free(&e->post);
+	blist_free(&e->post);
 	vt_free(e);
 	m->n--;
 }
 
 /* ---- the index ------------------------------------------------------------------- */
 
-struct rentry {
-	double v;
-	uint64_t label;
-};
-
 struct field {
 	struct vt__path path;
 	int type;
 	struct hmap map;     /* keyword, integer, bool */
-	struct rentry *r;    /* integer, float: sorted by (v, label) */
-	size_t nr, rcap;
+	struct blist r;      /* integer, float: (dkey(number), label) */
 };
 
 struct vt_payload_index {
 	struct field *f;
 	size_t nf;
-	struct lset all;
+	struct blist all;    /* every label, w = 1 */
 };
 
 int vt_payload_index_create(const vt_payload_schema *schema,
@@ -206,8 +379,10 @@ int vt_payload_index_create(const vt_payload_schema *schema,
 		vt_free(ix);
 		return vt_errmsg_set(err, VT_ENOMEM, "payload index: out of memory");
 	}
+	blist_init(&ix->all, 1);
 	for (size_t i = 0; i < n; i++) {
 		ix->f[i].type = schema->fields[i].type;
+		blist_init(&ix->f[i].r, 2);
 		if (vt__path_init(&ix->f[i].path, schema->fields[i].path)) {
 			vt_payload_index_destroy(ix);
 			return vt_errmsg_set(err, VT_ENOMEM, "payload index: out of memory");
@@ -226,10 +401,10 @@ void vt_payload_index_destroy(vt_payload_index *ix)
 	for (size_t i = 0; i < ix->nf; i++) {
 		vt__path_free(&ix->f[i].path);
 		hmap_free(&ix->f[i].map);
-		vt_free(ix->f[i].r);
+		blist_free(&ix->f[i].r);
 	}
 	vt_free(ix->f);
-	lset_free(&ix->all);
+	blist_free(&ix->all);
 	vt_free(ix);
 }
 
@@ -262,26 +437,6 @@ static size_t make_key(const json_t *v, int type, unsigned char *buf,
 	return (size_t)-1;
 }
 
-static int rcmp(const struct rentry *a, double v, uint64_t label)
-{
-	if (a->v != v)
-		return a->v < v ? -1 : 1;
-	return a->label < label ? -1 : a->label > label;
-}
-
-static size_t r_lower(const struct field *f, double v, uint64_t label)
-{
-	size_t lo = 0, hi = f->nr;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (rcmp(&f->r[mid], v, label) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
 struct upd {
 	struct field *f;
 	uint64_t label;
@@ -300,14 +455,14 @@ static int v_upd(const json_t *v, void *ctx)
 		uint64_t h = vt_hash64(key, klen, 0x9e37);
 		if (u->add) {
 			struct entry *e = hmap_put(&f->map, key, klen, h);
-			if (!e || lset_insert(&e->post, u->label) < 0) {
+			if (!e || blist_insert(&e->post, &u->label) < 0) {
 				u->rc = VT_ENOMEM;
 				return 1;
 			}
 		} else {
 			struct entry *e = hmap_get(&f->map, key, klen, h);
 			if (e) {
-				lset_erase(&e->post, u->label);
+				blist_erase(&e->post, &u->label);
 				if (!e->post.n)
 					hmap_drop(&f->map, e);
 			}
@@ -315,27 +470,14 @@ static int v_upd(const json_t *v, void *ctx)
 	}
 	if ((f->type == VT_PAYLOAD_INTEGER || f->type == VT_PAYLOAD_FLOAT) &&
 	    json_is_number(v)) {
-		double d = json_number_value(v);
-		size_t i = r_lower(f, d, u->label);
-		int there = i < f->nr && !rcmp(&f->r[i], d, u->label);
-		if (u->add && !there) {
-			if (f->nr == f->rcap) {
-				size_t cap = f->rcap ? f->rcap * 2 : 16;
-				struct rentry *r = vt_realloc(f->r, cap * sizeof *r);
-				if (!r) {
-					u->rc = VT_ENOMEM;
-					return 1;
-				}
-				f->r = r;
-				f->rcap = cap;
+		uint64_t rk[2] = {dkey(json_number_value(v)), u->label};
+		if (u->add) {
+			if (blist_insert(&f->r, rk) < 0) {
+				u->rc = VT_ENOMEM;
+				return 1;
 			}
-			memmove(f->r + i + 1, f->r + i, (f->nr - i) * sizeof *f->r);
-			f->r[i].v = d;
-			f->r[i].label = u->label;
-			f->nr++;
-		} else if (!u->add && there) {
-			memmove(f->r + i, f->r + i + 1, (f->nr - i - 1) * sizeof *f->r);
-			f->nr--;
+		} else {
+			blist_erase(&f->r, rk);
 		}
 	}
 	return 0;
@@ -356,7 +498,7 @@ static void apply(vt_payload_index *ix, uint64_t label, const vt_payload *p,
 int vt_payload_index_add(vt_payload_index *ix, uint64_t label,
 			 const vt_payload *p)
 {
-	int rc = lset_insert(&ix->all, label);
+	int rc = blist_insert(&ix->all, &label);
 	if (rc)
 		return rc == 1 ? VT_EEXIST : rc;
 	rc = 0;
@@ -365,7 +507,7 @@ int vt_payload_index_add(vt_payload_index *ix, uint64_t label,
 		/* Removal never allocates, and skips what was not added. */
 		int rc2 = 0;
 		apply(ix, label, p, 0, &rc2);
-		lset_erase(&ix->all, label);
+		blist_erase(&ix->all, &label);
 	}
 	return rc;
 }
@@ -373,7 +515,7 @@ int vt_payload_index_add(vt_payload_index *ix, uint64_t label,
 int vt_payload_index_remove(vt_payload_index *ix, uint64_t label,
 			    const vt_payload *old)
 {
-	if (!lset_erase(&ix->all, label))
+	if (!blist_erase(&ix->all, &label))
 		return VT_ENOENT;
 	int rc = 0;
 	apply(ix, label, old, 0, &rc);
@@ -433,12 +575,6 @@ static int lset_append(struct lset *s, const uint64_t *v, size_t n)
 	return 0;
 }
 
-static int lset_copy(struct lset *dst, const struct lset *src)
-{
-	dst->n = 0;
-	return lset_append(dst, src->v, src->n);
-}
-
 /* a := a AND b */
 static void lset_and(struct lset *a, const struct lset *b)
 {
@@ -457,7 +593,7 @@ static void lset_and(struct lset *a, const struct lset *b)
 	a->n = m;
 }
 
-/* out := all AND NOT b */
+/* out := all AND NOT b (out is overwritten) */
 static int lset_minus(struct lset *out, const struct lset *all,
 		      const struct lset *b)
 {
@@ -485,22 +621,31 @@ static const struct field *find_field(const vt_payload_index *ix,
 }
 
 static int add_posting(const struct field *f, const void *key, size_t klen,
-		       struct lset *out)
+		       struct lset *out, int *nlists)
 {
 	const struct entry *e = hmap_get(&f->map, key, klen,
 					 vt_hash64(key, klen, 0x9e37));
-	return e ? lset_append(out, e->post.v, e->post.n) : 0;
+	if (!e)
+		return 0;
+	*nlists += 1;
+	return blist_collect(&e->post, NULL, NULL, NULL, 0, out);
 }
 
 /* The exact matches of a leaf from the index, or !known if the index
  * cannot answer it. */
+static int range_keep(const uint64_t *key, const void *ctx)
+{
+	const struct vt__cond *c = ctx;
+	return !c->has_hi || vt__range_ok(c, dval(key[0]));
+}
+
 static int plan_leaf(const struct vt__cond *c, const vt_payload_index *ix,
 		     struct pres *r)
 {
 	const struct field *f = find_field(ix, c->path.text);
 	if (!f)
 		return 0;
-	int t = f->type, rc = 0;
+	int t = f->type, rc = 0, nlists = 0;
 	unsigned char buf[8];
 	switch (c->op) {
 	case VT__MATCH_STR:
@@ -508,7 +653,7 @@ static int plan_leaf(const struct vt__cond *c, const vt_payload_index *ix,
 		if (t != VT_PAYLOAD_KEYWORD)
 			return 0;
 		for (size_t i = 0; i < c->nvals && !rc; i++)
-			rc = add_posting(f, c->strs[i].s, c->strs[i].len, &r->s);
+			rc = add_posting(f, c->strs[i].s, c->strs[i].len, &r->s, &nlists);
 		break;
 	case VT__MATCH_INT:
 	case VT__ANY_INT:
@@ -516,14 +661,14 @@ static int plan_leaf(const struct vt__cond *c, const vt_payload_index *ix,
 			return 0;
 		for (size_t i = 0; i < c->nvals && !rc; i++) {
 			memcpy(buf, &c->ints[i], 8);
-			rc = add_posting(f, buf, 8, &r->s);
+			rc = add_posting(f, buf, 8, &r->s, &nlists);
 		}
 		break;
 	case VT__MATCH_BOOL:
 		if (t != VT_PAYLOAD_BOOL)
 			return 0;
 		buf[0] = (unsigned char)c->boolean;
-		rc = add_posting(f, buf, 1, &r->s);
+		rc = add_posting(f, buf, 1, &r->s, &nlists);
 		break;
 	case VT__EXCEPT_STR:
 	case VT__EXCEPT_INT:
@@ -540,20 +685,23 @@ static int plan_leaf(const struct vt__cond *c, const vt_payload_index *ix,
 					memcpy(&x, e->key, 8);
 					in = vt__int_in(c, x);
 				}
-				if (!in)
-					rc = lset_append(&r->s, e->post.v, e->post.n);
+				if (!in) {
+					nlists++;
+					rc = blist_collect(&e->post, NULL, NULL, NULL, 0, &r->s);
+				}
 			}
 		break;
 	case VT__RANGE: {
 		if (t != VT_PAYLOAD_INTEGER && t != VT_PAYLOAD_FLOAT)
 			return 0;
-		/* The first entry >= lo (label 0 sorts first), past lo
-		 * itself when the bound is strict. */
-		size_t i = c->has_lo ? r_lower(f, c->lo, 0) : 0;
-		while (c->has_lo && !c->lo_incl && i < f->nr && f->r[i].v == c->lo)
-			i++;
-		for (; i < f->nr && vt__range_ok(c, f->r[i].v) && !rc; i++)
-			rc = lset_append(&r->s, &f->r[i].label, 1);
+		/* From the first key >= lo (or just past lo when strict:
+		 * keys are order-preserving, so +1 is the next double),
+		 * while the upper bound holds. */
+		uint64_t from[2] = {0, 0};
+		if (c->has_lo)
+			from[0] = dkey(c->lo) + (c->lo_incl ? 0 : 1);
+		rc = blist_collect(&f->r, from, range_keep, c, 1, &r->s);
+		nlists = 2; /* labels come in number order */
 		break;
 	}
 	default:
@@ -561,7 +709,9 @@ static int plan_leaf(const struct vt__cond *c, const vt_payload_index *ix,
 	}
 	if (rc)
 		return rc;
-	sort_unique(&r->s);
+	/* One posting list is sorted and unique already. */
+	if (nlists > 1)
+		sort_unique(&r->s);
 	r->known = r->exact = 1;
 	return 0;
 }
@@ -623,9 +773,22 @@ static int plan_node(const struct vt__cond *c, const vt_payload_index *ix,
 	}
 	for (size_t i = 0; i < c->nmust_not && !rc; i++) {
 		rc = plan_node(c->must_not[i], ix, &part);
-		if (!rc && part.known && part.exact) {
+		if (!rc && part.known && part.exact && r->known) {
+			/* Subtract from what must/should left: cheaper than
+			 * complementing within all labels. */
+			struct lset d = {0};
+			rc = lset_minus(&d, &r->s, &part.s);
+			if (!rc) {
+				lset_free(&r->s);
+				r->s = d;
+			}
+		} else if (!rc && part.known && part.exact) {
 			struct pres neg = {.known = 1, .exact = 1};
-			rc = lset_minus(&neg.s, &ix->all, &part.s);
+			struct lset all = {0};
+			rc = blist_collect(&ix->all, NULL, NULL, NULL, 0, &all);
+			if (!rc)
+				rc = lset_minus(&neg.s, &all, &part.s);
+			lset_free(&all);
 			if (!rc)
 				rc = meet(r, &neg, &all_exact);
 			lset_free(&neg.s);
@@ -638,7 +801,7 @@ static int plan_node(const struct vt__cond *c, const vt_payload_index *ix,
 	if (!rc && !r->known && all_exact) {
 		/* No clause at all (or only exact ones that were empty
 		 * lists): every label matches. */
-		rc = lset_copy(&r->s, &ix->all);
+		rc = blist_collect(&ix->all, NULL, NULL, NULL, 0, &r->s);
 		r->known = 1;
 	}
 	r->exact = r->known && all_exact;
