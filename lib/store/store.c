@@ -1070,14 +1070,15 @@ static int replay(vt_store_txn *tx, uint64_t *label_out, int *was_update)
 		uint32_t n;
 		memcpy(&n, tx->log.data + off, 4);
 		off += 4;
-		int last = off + n >= tx->log.len;
+		size_t padded = (n + 3) & ~(size_t)3;
+		int last = off + padded >= tx->log.len;
 		uint64_t l;
 		int u;
 		int rc = apply_rec(tx, tx->log.data + off, n,
 				   last ? label_out : &l, last ? was_update : &u);
 		if (rc)
 			return rc;
-		off += (n + 3) & ~(size_t)3;
+		off += padded;
 	}
 	return 0;
 }
