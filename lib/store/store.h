@@ -71,8 +71,10 @@ VT_API uint32_t vt_store_dim(const vt_store *st);
  * One write transaction at a time per store (a second writer blocks until
  * the first ends); any number of read transactions run beside it and never
  * block it, each seeing the state of the last commit when it began.
- * A thread that holds a read transaction must not begin or commit a write
- * transaction: growing the map waits for every reader to end. */
+ * Growing the map waits for every open transaction to end, and waiting
+ * growth holds new ones back; so a thread that holds a transaction must
+ * not begin another one (read or write), nor call vt_store_stats_get,
+ * vt_store_snapshot or vt_store_clear_readonly, until it ends. */
 
 /* Begins a write transaction. VT_EREADONLY (with the reason and the
  * operator's remedy in the store's message, see vt_store_readonly) when the
