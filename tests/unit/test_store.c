@@ -692,6 +692,33 @@ static void test_corrupt_record_is_reported(void **state)
 	free(d);
 }
 
+static void test_future_format_is_refused(void **state)
+{
+	char *d = tmpdir();
+	vt_store *st = open_store(d, 0);
+	vt_store_close(st);
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 4);
+	assert_int_equal(mdb_env_open(env, d, 0, 0644), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	uint8_t two[8] = {0, 0, 0, 0, 0, 0, 0, 2};
+	MDB_val k = {6, "format"}, v = {8, two};
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	vt_store_opts o;
+	vt_store_opts_default(&o);
+	vt_errmsg e;
+	assert_int_equal(vt_store_open(d, &o, &st, &e), VT_EVERSION);
+	assert_non_null(strstr(e.msg, "format 2"));
+	rmrf(d);
+	free(d);
+}
+
 struct mem {
 	vt_buf b;
 	size_t off;
@@ -913,6 +940,7 @@ int main(void)
 		cmocka_unit_test(test_injected_fault_goes_readonly),
 		cmocka_unit_test_teardown(test_disk_full_tmpfs, unmount_tmpfs),
 		cmocka_unit_test(test_corrupt_record_is_reported),
+		cmocka_unit_test(test_future_format_is_refused),
 		cmocka_unit_test(test_snapshot_restore),
 		cmocka_unit_test(test_alloc_failures_leave_store_consistent),
 	};
