@@ -1354,30 +1354,12 @@ int vt_store_txn_commit(vt_store_txn *tx)
 		/* Committing can need pages too (the free list). */
 		uint64_t l;
 		int u;
-		pthread_rwlock_unlock(&st->maplock);
-		int g = grow(st);
-		pthread_rwlock_rdlock(&st->maplock);
-		if (!g) {
-			if ((g = mdb_txn_begin(st->env, NULL, 0, &tx->txn))) {
-				tx->txn = NULL;
-				g = merr(&st->err, g, "begin write after growth");
-			}
-		}
-		if (!g) {
-			reset_caches(tx);
-			g = replay(tx, &l, &u);
-			if (g == EMAPFULL)
-				continue;
-			if (g)
-				vt_errmsg_set(&st->err, g, "replay: %s", tx->err.msg);
-		}
+		int g = grow_and_replay(tx, &l, &u);
 		if (g) {
-			if (tx->txn)
-				mdb_txn_abort(tx->txn);
-			tx->txn = NULL;
-			pthread_rwlock_unlock(&st->maplock);
-			pthread_mutex_unlock(&st->wmu);
-			txn_free(tx);
+			/* At map_max, st->err already says why. */
+			if (!(g == VT_ENOSPC && vt_store_readonly(st)))
+				vt_errmsg_set(&st->err, g, "commit: %s", tx->err.msg);
+			vt_store_txn_abort(tx);
 			return g;
 		}
 	}
