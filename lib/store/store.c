@@ -1122,6 +1122,22 @@ static int run_logged(vt_store_txn *tx, size_t start, uint64_t *label_out,
 			   was_update);
 	if (rc == EMAPFULL)
 		rc = grow_and_replay(tx, label_out, was_update);
+	if ((rc == VT_EIO || rc == VT_ENOSPC) && tx->txn &&
+	    !vt_store_readonly(tx->st)) {
+		/* LMDB writes dirty pages out early in a very large transaction
+		 * (spilling), so a disk error can surface here too. */
+		vt_store *st = tx->st;
+		char why[VT_ERRMSG_SIZE];
+		snprintf(why, sizeof why,
+			 "write failed (%.120s), the transaction was rolled back; free disk space or fix the device, then clear read-only",
+			 tx->err.msg);
+		mdb_txn_abort(tx->txn);
+		tx->txn = NULL;
+		pthread_rwlock_unlock(&st->maplock);
+		go_readonly(st, rc, why);
+		pthread_rwlock_rdlock(&st->maplock);
+		vt_errmsg_set(&tx->err, rc, "%s", why);
+	}
 	if (rc)
 		tx->failed = 1;
 	return rc;
