@@ -107,8 +107,9 @@ VT_API const char *vt_store_txn_errmsg(const vt_store_txn *tx);
  * A point: a string id (1..VT_STORE_MAX_ID bytes, any bytes), a 64-bit
  * label the store assigns (sequential, never reused, kept on update), dim
  * float32 values and a payload (opaque bytes, JSON text by convention,
- * 0..max_payload bytes). After any write error the transaction must be
- * aborted; it is unusable. */
+ * 0..max_payload bytes). A write refused with VT_EINVAL (bad input),
+ * VT_ENOENT or VT_ERANGE changed nothing and the transaction
+ * goes on; after any other error it is unusable: abort it. */
 
 /* Inserts or replaces the point `id`. A new id gets the next label; an
  * existing one keeps its label and has its vector and payload replaced.
