@@ -48,6 +48,8 @@ struct vt_store {
 	char ro_why[VT_ERRMSG_SIZE];
 	uint32_t fault_n;
 	int fault_errno;
+	uint32_t fault_op_n;
+	int fault_op_errno;
 	vt_errmsg err;
 };
 
@@ -531,6 +533,12 @@ void vt_store_inject_fault(vt_store *st, uint32_t n, int err_no)
 {
 	st->fault_n = n;
 	st->fault_errno = err_no;
+}
+
+void vt_store_inject_op_fault(vt_store *st, uint32_t n, int err_no)
+{
+	st->fault_op_n = n;
+	st->fault_op_errno = err_no;
 }
 
 /* Reopens the environment (after a failed commit LMDB may refuse further
@@ -1118,8 +1126,14 @@ static int run_logged(vt_store_txn *tx, size_t start, uint64_t *label_out,
 {
 	uint32_t n;
 	memcpy(&n, tx->log.data + start, 4);
-	int rc = apply_rec(tx, tx->log.data + start + 4, n, label_out,
-			   was_update);
+	vt_store *fst = tx->st;
+	int rc;
+	if (fst->fault_op_n && --fst->fault_op_n == 0)
+		rc = merr(&tx->err, fst->fault_op_errno ? fst->fault_op_errno : EIO,
+			  "injected fault");
+	else
+		rc = apply_rec(tx, tx->log.data + start + 4, n, label_out,
+			       was_update);
 	if (rc == EMAPFULL)
 		rc = grow_and_replay(tx, label_out, was_update);
 	if ((rc == VT_EIO || rc == VT_ENOSPC) && tx->txn &&

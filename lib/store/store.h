@@ -249,6 +249,9 @@ VT_API int vt_store_clear_readonly(vt_store *st, size_t new_map_max,
  * returned `err_no` (ENOSPC, EIO) before anything reached disk. n = 0
  * disables it. */
 VT_API void vt_store_inject_fault(vt_store *st, uint32_t n, int err_no);
+/* Test hook: the `n`-th write operation from now (put, del, ...) fails as
+ * if LMDB, writing dirty pages out early, got `err_no` from the disk. */
+VT_API void vt_store_inject_op_fault(vt_store *st, uint32_t n, int err_no);
 
 /* ---- snapshot / restore for Raft ------------------------------------------- */
 

@@ -557,6 +557,39 @@ static int unmount_tmpfs(void **state)
 	return 0;
 }
 
+/* A disk error inside an operation (LMDB spilling pages of a huge batch). */
+static void test_op_fault_goes_readonly(void **state)
+{
+	char *d = tmpdir();
+	vt_store *st = open_store(d, 0);
+	put_range(st, 0, 30);
+	vt_store_inject_op_fault(st, 3, ENOSPC);
+	vt_store_txn *tx;
+	float v[DIM];
+	vec_of(5, v, DIM);
+	assert_int_equal(vt_store_txn_begin(st, &tx), 0);
+	assert_int_equal(vt_store_put(tx, "x1", 2, v, DIM, NULL, 0, NULL, NULL), 0);
+	assert_int_equal(vt_store_del(tx, "p2", 2, NULL), 0);
+	assert_int_equal(vt_store_put(tx, "x2", 2, v, DIM, NULL, 0, NULL, NULL), VT_ENOSPC);
+	assert_non_null(strstr(vt_store_txn_errmsg(tx), "clear read-only"));
+	assert_int_equal(vt_store_set_applied(tx, 4), VT_EINVAL);
+	assert_int_equal(vt_store_txn_commit(tx), VT_EINVAL);
+	assert_true(vt_store_readonly(st));
+	assert_int_equal(vt_store_txn_begin(st, &tx), VT_EREADONLY);
+	assert_int_equal(vt_store_txn_begin_read(st, &tx), 0);
+	vt_store_point p;
+	assert_int_equal(vt_store_get_by_id(tx, "x1", 2, &p), VT_ENOENT);
+	for (uint64_t n = 0; n < 30; n++)
+		check_point(tx, n);
+	vt_store_txn_abort(tx);
+	vt_errmsg e;
+	assert_int_equal(vt_store_clear_readonly(st, 0, &e), 0);
+	put_range(st, 30, 5);
+	vt_store_close(st);
+	rmrf(d);
+	free(d);
+}
+
 /* A real full disk: a 4 MiB tmpfs. */
 static void test_disk_full_tmpfs(void **state)
 {
@@ -938,6 +971,7 @@ int main(void)
 		cmocka_unit_test(test_map_grows),
 		cmocka_unit_test(test_map_max_is_enospc),
 		cmocka_unit_test(test_injected_fault_goes_readonly),
+		cmocka_unit_test(test_op_fault_goes_readonly),
 		cmocka_unit_test_teardown(test_disk_full_tmpfs, unmount_tmpfs),
 		cmocka_unit_test(test_corrupt_record_is_reported),
 		cmocka_unit_test(test_future_format_is_refused),
