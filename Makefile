@@ -5,7 +5,7 @@ JOBS     ?= 2
 BUILD    ?= build
 CMAKE_GEN = $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps build run test test-release test-asan test-tsan test-fuzz fuzz bench clean
+.PHONY: all deps build run test test-release test-asan test-tsan test-fuzz fuzz crash-long bench clean
 
 all: build
 
@@ -50,6 +50,11 @@ fuzz: deps
 	CC=clang CXX=clang++ cmake -S . -B $(BUILD)/fuzz $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVT_FUZZ=ON >/dev/null
 	cmake --build $(BUILD)/fuzz -j$(JOBS)
 	sh scripts/fuzz.sh $(BUILD)/fuzz $(FUZZ_SECONDS)
+
+# The store's kill -9 campaign, long form (make test runs 20 rounds).
+CRASH_ROUNDS ?= 200
+crash-long: build
+	cd $(BUILD)/release && VT_CRASH_ROUNDS=$(CRASH_ROUNDS) ctest --output-on-failure -L crash --timeout 3600
 
 bench: build
 	$(BUILD)/release/bench/vt_bench_hnsw
