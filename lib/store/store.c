@@ -78,18 +78,21 @@ struct vt_store_txn {
 	vt_errmsg err;
 };
 
-struct vt_store_iter {
+/* Both iterators are a cursor that first seeks to a big-endian key built
+ * from `from` and then steps forward. */
+struct vt__cursor {
 	vt_store_txn *tx;
 	MDB_cursor *cur;
 	uint64_t from;
 	int started;
 };
 
+struct vt_store_iter {
+	struct vt__cursor c;
+};
+
 struct vt_store_wal_iter {
-	vt_store_txn *tx;
-	MDB_cursor *cur;
-	uint64_t from;
-	int started;
+	struct vt__cursor c;
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -1454,21 +1457,55 @@ int vt_store_get_by_label(vt_store_txn *tx, uint64_t label, vt_store_point *out)
 	return get_label(tx, label, out, 1);
 }
 
+/* Opens a cursor on `dbi` that will start at `from`. */
+static int cursor_open(vt_store_txn *tx, MDB_dbi dbi, const char *what,
+		       uint64_t from, struct vt__cursor *c)
+{
+	if (!tx->txn)
+		return vt_errmsg_set(&tx->err, VT_EINVAL, "transaction failed earlier");
+	int rc = mdb_cursor_open(tx->txn, dbi, &c->cur);
+	if (rc)
+		return merr(&tx->err, rc, what);
+	c->tx = tx;
+	c->from = from;
+	c->started = 0;
+	return 0;
+}
+
+/* Moves to the first key >= from (padded with zeros to `klen` bytes) on
+ * the first call, to the next key afterwards. VT_ENOENT at the end. */
+static int cursor_step(struct vt__cursor *c, size_t klen, const char *what,
+		       MDB_val *k, MDB_val *v)
+{
+	int rc;
+	if (!c->started) {
+		uint8_t kb[16] = {0};
+		put_be64(kb, c->from);
+		k->mv_size = klen;
+		k->mv_data = kb;
+		rc = mdb_cursor_get(c->cur, k, v, MDB_SET_RANGE);
+		c->started = 1;
+	} else {
+		rc = mdb_cursor_get(c->cur, k, v, MDB_NEXT);
+	}
+	if (rc == MDB_NOTFOUND)
+		return VT_ENOENT;
+	if (rc)
+		return merr(&c->tx->err, rc, what);
+	return 0;
+}
+
 int vt_store_iter_open(vt_store_txn *tx, uint64_t from, vt_store_iter **out)
 {
 	*out = NULL;
-	if (!tx->txn)
-		return vt_errmsg_set(&tx->err, VT_EINVAL, "transaction failed earlier");
 	vt_store_iter *it = vt_calloc(1, sizeof *it);
 	if (!it)
 		return vt_errmsg_set(&tx->err, VT_ENOMEM, "iterator");
-	int rc = mdb_cursor_open(tx->txn, tx->st->points, &it->cur);
+	int rc = cursor_open(tx, tx->st->points, "points cursor", from, &it->c);
 	if (rc) {
 		vt_free(it);
-		return merr(&tx->err, rc, "points cursor");
+		return rc;
 	}
-	it->tx = tx;
-	it->from = from;
 	*out = it;
 	return 0;
 }
@@ -1476,33 +1513,21 @@ int vt_store_iter_open(vt_store_txn *tx, uint64_t from, vt_store_iter **out)
 int vt_store_iter_next(vt_store_iter *it, vt_store_point *p)
 {
 	MDB_val k, v;
-	int rc;
-	if (!it->started) {
-		uint8_t kb[8];
-		put_be64(kb, it->from);
-		k.mv_size = 8;
-		k.mv_data = kb;
-		rc = mdb_cursor_get(it->cur, &k, &v, MDB_SET_RANGE);
-		it->started = 1;
-	} else {
-		rc = mdb_cursor_get(it->cur, &k, &v, MDB_NEXT);
-	}
-	if (rc == MDB_NOTFOUND)
-		return VT_ENOENT;
+	int rc = cursor_step(&it->c, 8, "points", &k, &v);
 	if (rc)
-		return merr(&it->tx->err, rc, "points");
+		return rc;
 	if (k.mv_size != 8)
-		return vt_errmsg_set(&it->tx->err, VT_ECORRUPT,
+		return vt_errmsg_set(&it->c.tx->err, VT_ECORRUPT,
 				     "points: key of %zu bytes, expected 8",
 				     k.mv_size);
-	return decode_point(it->tx, get_be64(k.mv_data), &v, p);
+	return decode_point(it->c.tx, get_be64(k.mv_data), &v, p);
 }
 
 void vt_store_iter_close(vt_store_iter *it)
 {
 	if (!it)
 		return;
-	mdb_cursor_close(it->cur);
+	mdb_cursor_close(it->c.cur);
 	vt_free(it);
 }
 
@@ -1510,18 +1535,14 @@ int vt_store_wal_iter_open(vt_store_txn *tx, uint64_t from,
 			   vt_store_wal_iter **out)
 {
 	*out = NULL;
-	if (!tx->txn)
-		return vt_errmsg_set(&tx->err, VT_EINVAL, "transaction failed earlier");
 	vt_store_wal_iter *it = vt_calloc(1, sizeof *it);
 	if (!it)
 		return vt_errmsg_set(&tx->err, VT_ENOMEM, "iterator");
-	int rc = mdb_cursor_open(tx->txn, tx->st->wal, &it->cur);
+	int rc = cursor_open(tx, tx->st->wal, "wal cursor", from, &it->c);
 	if (rc) {
 		vt_free(it);
-		return merr(&tx->err, rc, "wal cursor");
+		return rc;
 	}
-	it->tx = tx;
-	it->from = from;
 	*out = it;
 	return 0;
 }
@@ -1529,26 +1550,13 @@ int vt_store_wal_iter_open(vt_store_txn *tx, uint64_t from,
 int vt_store_wal_iter_next(vt_store_wal_iter *it, vt_store_wal_entry *e)
 {
 	MDB_val k, v;
-	int rc;
-	if (!it->started) {
-		uint8_t kb[12];
-		put_be64(kb, it->from);
-		put_be32(kb + 8, 0);
-		k.mv_size = 12;
-		k.mv_data = kb;
-		rc = mdb_cursor_get(it->cur, &k, &v, MDB_SET_RANGE);
-		it->started = 1;
-	} else {
-		rc = mdb_cursor_get(it->cur, &k, &v, MDB_NEXT);
-	}
-	if (rc == MDB_NOTFOUND)
-		return VT_ENOENT;
+	int rc = cursor_step(&it->c, 12, "wal", &k, &v);
 	if (rc)
-		return merr(&it->tx->err, rc, "wal");
+		return rc;
 	const uint8_t *vb = v.mv_data;
 	if (k.mv_size != 12 || v.mv_size != 9 ||
 	    (vb[0] != VT_STORE_WAL_UPSERT && vb[0] != VT_STORE_WAL_DELETE))
-		return vt_errmsg_set(&it->tx->err, VT_ECORRUPT,
+		return vt_errmsg_set(&it->c.tx->err, VT_ECORRUPT,
 				     "wal: entry with a %zu-byte key and a %zu-byte value (op %u)",
 				     k.mv_size, v.mv_size,
 				     v.mv_size ? vb[0] : 0u);
@@ -1563,7 +1571,7 @@ void vt_store_wal_iter_close(vt_store_wal_iter *it)
 {
 	if (!it)
 		return;
-	mdb_cursor_close(it->cur);
+	mdb_cursor_close(it->c.cur);
 	vt_free(it);
 }
 
