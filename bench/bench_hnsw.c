@@ -100,6 +100,7 @@ typedef struct build_res {
 	double alloc_mib;     /* vt_alloc_bytes growth (Vectron) */
 	double check_recall;  /* child builds: recall@10 at CHECK_EF */
 	int reps;             /* builds timed; wall_s and cpu_s are the best */
+	double others_s;      /* CPU time other processes used meanwhile */
 } build_res;
 
 typedef struct point {
@@ -128,6 +129,8 @@ typedef struct sys_res {
 	double at_qps[3], at_qps_wall[3];
 	int at_status[3];
 	double max_recall;
+	double sweep_wall_s;   /* all passes */
+	double sweep_others_s; /* CPU time other processes used meanwhile */
 } sys_res;
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -191,6 +194,33 @@ static void cpu_model(char *out, size_t cap)
 		}
 	}
 	fclose(f);
+}
+
+/* CPU seconds the whole machine spent busy since boot (/proc/stat: user,
+ * nice, system, irq, softirq, steal), to tell how much of a measurement
+ * other processes took; -1 if unreadable. */
+static double machine_busy_s(void)
+{
+	unsigned long long v[8] = {0};
+	double s = -1;
+	FILE *f = fopen("/proc/stat", "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5], &v[6], &v[7]) == 8) {
+		long hz = sysconf(_SC_CLK_TCK);
+		s = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)(hz > 0 ? hz : 100);
+	}
+	fclose(f);
+	return s;
+}
+
+/* Others' CPU over an interval in which we used `ours` CPU seconds. */
+static double others_cpu(double busy0, double busy1, double ours)
+{
+	if (busy0 < 0 || busy1 < 0)
+		return NAN;
+	return fmax(0, busy1 - busy0 - ours);
 }
 
 static double loadavg1(void)
@@ -371,6 +401,7 @@ static int build_here(const sys_def *def, const vt_bench_data *d, const opts *o,
 	if (rc)
 		return rc;
 	int64_t a0 = vt_alloc_bytes();
+	double busy0 = machine_busy_s();
 	uint64_t w0 = vt_clock_mono_ns();
 	rc = bindex_create(ix, def, d, vec_path, o->oversampling, err);
 	if (rc)
@@ -414,6 +445,7 @@ static int build_here(const sys_def *def, const vt_bench_data *d, const opts *o,
 			w1 = job.end_ns[i];
 	}
 	r->wall_s = (double)(w1 - w0) / 1e9;
+	r->others_s = others_cpu(busy0, machine_busy_s(), r->cpu_s);
 	vt_progress_done(&pr, d->n);
 	rc = mem_read(&m1, err);
 	if (rc)
@@ -637,6 +669,7 @@ static int sweep(sys_res *s, const vt_bench_data *d, const opts *o, int pass,
 	for (size_t e = 0; e < o->n_ef; e++) {
 		point *pt = &s->pts[e];
 		uint32_t ef = o->efs[e];
+		double busy0 = machine_busy_s();
 		uint64_t w0 = vt_clock_mono_ns(), c0 = vt_clock_thread_cpu_ns();
 		for (size_t q = 0; q < d->nq; q++) {
 			int rc = bindex_search(&s->ix, d->queries + q * d->dim, ef, labels + q * K);
@@ -646,6 +679,8 @@ static int sweep(sys_res *s, const vt_bench_data *d, const opts *o, int pass,
 		}
 		uint64_t c1 = vt_clock_thread_cpu_ns(), w1 = vt_clock_mono_ns();
 		double cpu = (double)(c1 - c0) / 1e9, wall = (double)(w1 - w0) / 1e9;
+		s->sweep_wall_s += wall;
+		s->sweep_others_s += others_cpu(busy0, machine_busy_s(), cpu);
 		double qc = cpu > 0 ? (double)d->nq / cpu : 0, qw = wall > 0 ? (double)d->nq / wall : 0;
 		pt->ef = ef;
 		pt->qps_cpu_pass[pass] = qc;
@@ -839,7 +874,9 @@ static void json_build(FILE *f, const build_res *b, size_t n)
 	json_num(f, b->alloc_mib);
 	fprintf(f, ",\"check_recall\":");
 	json_num(f, b->check_recall);
-	fprintf(f, ",\"reps\":%d}", b->reps);
+	fprintf(f, ",\"reps\":%d,\"others_cpu_s\":", b->reps);
+	json_num(f, b->others_s);
+	fprintf(f, "}");
 }
 
 static void json_dataset(FILE *f, const vt_bench_data *d, const opts *o, const sys_res *S,
@@ -878,6 +915,10 @@ static void json_dataset(FILE *f, const vt_bench_data *d, const opts *o, const s
 		json_num(f, r->file_mib_after);
 		fprintf(f, ",\"max_recall\":");
 		json_num(f, r->max_recall);
+		fprintf(f, ",\"sweep_wall_s\":");
+		json_num(f, r->sweep_wall_s);
+		fprintf(f, ",\"sweep_others_cpu_s\":");
+		json_num(f, r->sweep_others_s);
 		fprintf(f, ",\"qps_at\":{");
 		for (int t = 0; t < 3; t++) {
 			fprintf(f, "%s\"%.2f\":{\"qps_cpu\":", t ? "," : "", recall_targets[t]);
@@ -994,28 +1035,45 @@ static void print_report(const vt_bench_data *d, const opts *o, const sys_res *S
 		printf("\n");
 	}
 
-	printf("\nBuilds (wall s, CPU s, RSS growth MiB, vt_alloc growth MiB, graph check recall@10 at ef %u):\n\n",
+	printf("\nBuilds: the fastest of the timed ones; \"others\" is the CPU time other processes "
+	       "used meanwhile (a sign of a busy machine); check = recall@10 at ef %u of that graph.\n\n",
 	       CHECK_EF);
+	printf("| system | threads | timed | wall s | CPU s | vec/s (wall) | vec per CPU-s | others CPU-s | RSS growth MiB | check |\n");
+	printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
 	for (int s = 0; s < SYS_N; s++) {
 		const sys_res *r = &S[s];
 		if (!r->on)
 			continue;
-		printf("- %s: 1t %.2f s / %.2f CPU-s / %.1f MiB", r->def->name, r->b1.wall_s,
-		       r->b1.cpu_s, r->b1.rss_mib);
-		if (r->b1.reps > 1)
-			printf(" (best of %d)", r->b1.reps);
+		for (int i = -1; i < r->n_bmt; i++) {
+			const build_res *br = i < 0 ? &r->b1 : &r->bmt[i];
+			char chk[16];
+			if (br->check_recall >= 0)
+				snprintf(chk, sizeof chk, "%.4f", br->check_recall);
+			else
+				snprintf(chk, sizeof chk, "searched");
+			printf("| %s | %d | %d | %.2f | %.2f | %.0f | %.0f | %.1f | %.1f | %s |\n",
+			       r->def->name, br->threads, br->reps, br->wall_s, br->cpu_s,
+			       (double)d->n / br->wall_s, (double)d->n / br->cpu_s, br->others_s,
+			       br->rss_mib, chk);
+		}
+	}
+	printf("\nMemory, the index's own count:\n\n");
+	for (int s = 0; s < SYS_N; s++) {
+		const sys_res *r = &S[s];
+		if (!r->on)
+			continue;
+		printf("- %s: %s", r->def->name, r->own_detail);
 		if (r->def->vectron)
-			printf(" / alloc %.1f MiB", r->b1.alloc_mib);
-		for (int i = 0; i < r->n_bmt; i++)
-			printf("; %dt (child%s) %.2f s / %.2f CPU-s / %.1f MiB / check %.4f",
-			       r->bmt[i].threads, r->bmt[i].reps > 1 ? "ren, best" : "",
-			       r->bmt[i].wall_s, r->bmt[i].cpu_s, r->bmt[i].rss_mib,
-			       r->bmt[i].check_recall);
-		printf("\n  own count: %s", r->own_detail);
+			printf("; vt_alloc growth %.1f MiB", r->b1.alloc_mib);
 		if (r->def->mapped)
 			printf("; RssFile growth after searching %.1f MiB", r->file_mib_after);
 		printf("\n");
 	}
+	printf("\nOther processes' CPU during the searches, average CPUs busy besides us:");
+	for (int s = 0; s < SYS_N; s++)
+		if (S[s].on && S[s].sweep_wall_s > 0)
+			printf(" %s %.2f;", S[s].def->name, S[s].sweep_others_s / S[s].sweep_wall_s);
+	printf("\n");
 	fflush(stdout);
 }
 
@@ -1088,6 +1146,7 @@ static int run_dataset(const opts *o, const char *name, FILE *json, int first,
 			if (extra.wall_s < r->b1.wall_s) {
 				r->b1.wall_s = extra.wall_s;
 				r->b1.cpu_s = extra.cpu_s;
+				r->b1.others_s = extra.others_s;
 			}
 			r->b1.reps += extra.reps;
 		}
