@@ -1129,8 +1129,8 @@ static int run_dataset(const opts *o, const char *name, FILE *json, int first,
 				r->n_bmt++;
 			}
 		}
-		if (r->def->mapped)
-			mem_read(&m0, NULL);
+		if (r->def->mapped && mem_read(&m0, NULL) != 0)
+			m0.file_kb = -1; /* unknown: no RssFile figure after searching */
 		rc = build_here(r->def, &d, o, 1, vec_path, &r->ix, &r->b1, err);
 		if (rc)
 			goto err;
@@ -1166,8 +1166,12 @@ static int run_dataset(const opts *o, const char *name, FILE *json, int first,
 				goto err;
 		}
 	}
-	if (S[SYS_I8MAP].on && mem_read(&m1, NULL) == 0)
-		S[SYS_I8MAP].file_mib_after = kb_mib(m1.file_kb - m0.file_kb);
+	if (S[SYS_I8MAP].on) {
+		if (m0.file_kb >= 0 && mem_read(&m1, NULL) == 0)
+			S[SYS_I8MAP].file_mib_after = kb_mib(m1.file_kb - m0.file_kb);
+		else
+			S[SYS_I8MAP].file_mib_after = NAN;
+	}
 
 	for (int s = 0; s < SYS_N; s++) {
 		sys_res *r = &S[s];

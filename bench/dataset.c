@@ -359,18 +359,16 @@ double vt_bench_exact_dist(const vt_bench_data *d, size_t qi, size_t id)
  * bench/'s -march=native, plain SSE otherwise. */
 typedef float v16f __attribute__((vector_size(64)));
 
-static inline v16f load16(const float *p)
-{
-	v16f v;
-	memcpy(&v, p, sizeof v);
-	return v;
-}
+/* Vectors never cross a function boundary by value (that would tie the
+ * calling convention to the ISA, -Wpsabi), so this also builds without
+ * -march=native, as services/vectron's demo does. */
+#define LOAD16(dst, p) memcpy(&(dst), (p), sizeof(v16f))
 
-static inline float hsum16(v16f v)
+static inline float hsum16(const v16f *v)
 {
 	float s = 0;
 	for (int l = 0; l < 16; l++)
-		s += v[l];
+		s += (*v)[l];
 	return s;
 }
 
@@ -379,29 +377,40 @@ static void screen4(int dist, const float *b, const float *const q[4], uint32_t 
 {
 	v16f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
 	uint32_t i = 0;
+	v16f x, y0, y1, y2, y3;
 	if (dist == VT_BENCH_L2) {
 		for (; i + 16 <= dim; i += 16) {
-			v16f x = load16(b + i);
-			v16f t0 = load16(q[0] + i) - x, t1 = load16(q[1] + i) - x;
-			v16f t2 = load16(q[2] + i) - x, t3 = load16(q[3] + i) - x;
-			a0 += t0 * t0;
-			a1 += t1 * t1;
-			a2 += t2 * t2;
-			a3 += t3 * t3;
+			LOAD16(x, b + i);
+			LOAD16(y0, q[0] + i);
+			LOAD16(y1, q[1] + i);
+			LOAD16(y2, q[2] + i);
+			LOAD16(y3, q[3] + i);
+			y0 -= x;
+			y1 -= x;
+			y2 -= x;
+			y3 -= x;
+			a0 += y0 * y0;
+			a1 += y1 * y1;
+			a2 += y2 * y2;
+			a3 += y3 * y3;
 		}
 	} else {
 		for (; i + 16 <= dim; i += 16) {
-			v16f x = load16(b + i);
-			a0 += load16(q[0] + i) * x;
-			a1 += load16(q[1] + i) * x;
-			a2 += load16(q[2] + i) * x;
-			a3 += load16(q[3] + i) * x;
+			LOAD16(x, b + i);
+			LOAD16(y0, q[0] + i);
+			LOAD16(y1, q[1] + i);
+			LOAD16(y2, q[2] + i);
+			LOAD16(y3, q[3] + i);
+			a0 += y0 * x;
+			a1 += y1 * x;
+			a2 += y2 * x;
+			a3 += y3 * x;
 		}
 	}
-	out[0] = hsum16(a0);
-	out[1] = hsum16(a1);
-	out[2] = hsum16(a2);
-	out[3] = hsum16(a3);
+	out[0] = hsum16(&a0);
+	out[1] = hsum16(&a1);
+	out[2] = hsum16(&a2);
+	out[3] = hsum16(&a3);
 	for (int k = 0; k < 4; k++) {
 		float s = 0;
 		for (uint32_t j = i; j < dim; j++) {
