@@ -614,70 +614,83 @@ static uint32_t map_find(const vt_hnsw *h, uint64_t label)
 		return VT__NONE;
 	uint32_t mask = h->map_cap - 1;
 	for (uint32_t i = (uint32_t)vt_mix64(label) & mask;; i = (i + 1) & mask) {
-		const struct vt__slot *e = &h->map[i];
-		if (!e->used)
+		uint32_t e = h->map[i];
+		if (e == VT__MAP_EMPTY)
 			return VT__NONE;
-		if (e->used == 1 && e->label == label)
-			return e->id;
+		if (e != VT__MAP_GONE && h->labels[e - VT__MAP_BASE] == label)
+			return e - VT__MAP_BASE;
 	}
 }
 
 static int map_rehash(vt_hnsw *h, uint32_t ncap)
 {
-	struct vt__slot *nm = vt_calloc(ncap, sizeof *nm);
+	uint32_t *nm = vt_calloc(ncap, sizeof *nm); /* all VT__MAP_EMPTY */
 	if (!nm)
 		return VT_ENOMEM;
 	uint32_t mask = ncap - 1;
 	for (uint32_t i = 0; i < h->map_cap; i++) {
-		const struct vt__slot *e = &h->map[i];
-		if (e->used != 1)
+		uint32_t e = h->map[i];
+		if (e < VT__MAP_BASE)
 			continue;
-		uint32_t j = (uint32_t)vt_mix64(e->label) & mask;
-		while (nm[j].used)
+		uint32_t j = (uint32_t)vt_mix64(h->labels[e - VT__MAP_BASE]) & mask;
+		while (nm[j] != VT__MAP_EMPTY)
 			j = (j + 1) & mask;
-		nm[j] = *e;
+		nm[j] = e;
 	}
 	vt_free(h->map);
 	h->map = nm;
 	h->map_cap = ncap;
+	h->map_dead = 0;
 	return 0;
 }
 
-/* Slots: used = 0 empty, 1 live, 2 removed (keeps probe chains intact).
- * Rehashing at half occupancy (live + removed) keeps probes short and
- * guarantees an empty slot ends every probe. */
+/* Sizes the map for `n` labels before they arrive (a known capacity), so a
+ * build never rehashes: each rehash leaves the old table behind as heap
+ * the allocator may keep. */
+static int map_reserve(vt_hnsw *h, uint32_t n)
+{
+	uint64_t ncap = 64;
+	while ((uint64_t)n * 2 > ncap)
+		ncap *= 2;
+	if (ncap <= h->map_cap || ncap > 0x80000000ull)
+		return 0;
+	return map_rehash(h, (uint32_t)ncap);
+}
+
+/* Records label -> id; labels[id] must already hold `label`. Rehashing at
+ * half occupancy (live + removed) keeps probes short and guarantees an
+ * empty slot ends every probe; the new table is at most 3/8 full. */
 int vt__hnsw_map_put(vt_hnsw *h, uint64_t label, uint32_t id)
 {
 	if (h->map_cap == 0 || (h->map_used + h->map_dead + 1) * 2 > h->map_cap) {
-		uint32_t ncap = h->map_cap ? h->map_cap : 64;
-		while ((h->map_used + 1) * 4 > ncap)
+		uint64_t ncap = h->map_cap ? h->map_cap : 64;
+		while ((uint64_t)(h->map_used + 1) * 8 > ncap * 3)
 			ncap *= 2;
-		int rc = map_rehash(h, ncap);
+		if (ncap > 0x80000000ull)
+			return VT_ENOMEM;
+		int rc = map_rehash(h, (uint32_t)ncap);
 		if (rc)
 			return rc;
-		h->map_dead = 0;
 	}
 	uint32_t mask = h->map_cap - 1;
 	uint32_t i = (uint32_t)vt_mix64(label) & mask, dest = VT__NONE;
 	for (;; i = (i + 1) & mask) {
-		struct vt__slot *e = &h->map[i];
-		if (e->used == 1 && e->label == label) {
-			e->id = id;
+		uint32_t e = h->map[i];
+		if (e == VT__MAP_EMPTY)
+			break;
+		if (e == VT__MAP_GONE) {
+			if (dest == VT__NONE)
+				dest = i;
+		} else if (h->labels[e - VT__MAP_BASE] == label) {
+			h->map[i] = id + VT__MAP_BASE;
 			return 0;
 		}
-		if (e->used == 2 && dest == VT__NONE)
-			dest = i;
-		if (!e->used)
-			break;
 	}
 	if (dest == VT__NONE)
 		dest = i;
 	else
 		h->map_dead--;
-	struct vt__slot *e = &h->map[dest];
-	e->label = label;
-	e->id = id;
-	e->used = 1;
+	h->map[dest] = id + VT__MAP_BASE;
 	h->map_used++;
 	return 0;
 }
@@ -686,11 +699,11 @@ static void map_del(vt_hnsw *h, uint64_t label)
 {
 	uint32_t mask = h->map_cap - 1;
 	for (uint32_t i = (uint32_t)vt_mix64(label) & mask;; i = (i + 1) & mask) {
-		struct vt__slot *e = &h->map[i];
-		if (!e->used)
+		uint32_t e = h->map[i];
+		if (e == VT__MAP_EMPTY)
 			return;
-		if (e->used == 1 && e->label == label) {
-			e->used = 2;
+		if (e != VT__MAP_GONE && h->labels[e - VT__MAP_BASE] == label) {
+			h->map[i] = VT__MAP_GONE;
 			h->map_used--;
 			h->map_dead++;
 			return;
@@ -880,7 +893,7 @@ int vt__hnsw_alloc(const vt_hnsw_params *p, uint32_t cap, vt_hnsw **out,
 	}
 	if (cap < 64)
 		cap = 64;
-	if (resize(h, cap)) {
+	if (resize(h, cap) || map_reserve(h, cap)) {
 		rc = vt_errmsg_set(err, VT_ENOMEM, "allocating %u slots", cap);
 		goto err;
 	}
@@ -1268,9 +1281,12 @@ VT_API int vt_hnsw_delete(vt_hnsw *h, uint64_t label)
 
 VT_API int vt_hnsw_contains(vt_hnsw *h, uint64_t label)
 {
+	/* shared `grow`: probes read labels[], which growth moves */
+	pthread_rwlock_rdlock(&h->grow);
 	pthread_mutex_lock(&h->map_lock);
 	uint32_t id = map_find(h, label);
 	pthread_mutex_unlock(&h->map_lock);
+	pthread_rwlock_unlock(&h->grow);
 	return id != VT__NONE;
 }
 
@@ -1731,7 +1747,7 @@ VT_API void vt_hnsw_stats_get(vt_hnsw *h, vt_hnsw_stats *st)
 	if (h->codes)
 		st->bytes_codes = (size_t)h->cap * (h->cstride + sizeof(uint32_t));
 	st->bytes_other = (size_t)h->cap * (sizeof(uint64_t) + 2) +
-			  (size_t)h->map_cap * sizeof(struct vt__slot) +
+			  (size_t)h->map_cap * sizeof *h->map +
 			  (size_t)h->free_cap * sizeof(uint32_t);
 	pthread_mutex_unlock(&h->map_lock);
 	pthread_rwlock_unlock(&h->grow);

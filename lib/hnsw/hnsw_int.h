@@ -15,6 +15,11 @@
 #define VT__MAX_LEVEL 31
 #define VT__STRIPES 1024           /* link-list lock stripes */
 
+/* Label map slots (see vt_hnsw.map). */
+#define VT__MAP_EMPTY 0u
+#define VT__MAP_GONE 1u  /* removed; keeps probe chains intact */
+#define VT__MAP_BASE 2u  /* slot value = id + VT__MAP_BASE */
+
 /* Node flags (one byte per slot, accessed atomically). */
 #define VT__F_DELETED 1u /* tombstone: routes, never returned */
 #define VT__F_FREE 2u    /* consolidated: unreachable, awaiting reuse */
@@ -69,8 +74,11 @@ struct vt_hnsw {
 			      are read together, see load_ep() */
 	uint64_t level_ctr; /* under map_lock: draws of the level generator */
 
-	/* label -> slot, open addressing with linear probing, under map_lock */
-	struct vt__slot { uint64_t label; uint32_t id; uint32_t used; } *map;
+	/* label -> slot, open addressing with linear probing, under map_lock
+	 * (and `grow` shared, since probes read labels[]). A slot holds
+	 * id + VT__MAP_BASE, VT__MAP_EMPTY or VT__MAP_GONE; the label itself
+	 * is labels[id], so a slot costs 4 bytes instead of 16. */
+	uint32_t *map;
 	uint32_t map_cap;  /* power of two */
 	uint32_t map_used; /* live entries */
 	uint32_t map_dead; /* removed entries still holding probe chains */
