@@ -127,6 +127,25 @@ int vt_payload_empty(vt_payload **out)
 	return 0;
 }
 
+int vt_payload_merge(const vt_payload *base, const vt_payload *patch,
+		     vt_payload **out)
+{
+	*out = NULL;
+	vt_payload *p = vt_malloc(sizeof *p);
+	if (!p)
+		return VT_ENOMEM;
+	/* Both trees are immutable; the merged object shares their values
+	 * (jansson counts references), so only the top object is new. */
+	p->root = json_copy(base->root);
+	if (!p->root || json_object_update(p->root, patch->root)) {
+		json_decref(p->root);
+		vt_free(p);
+		return VT_ENOMEM;
+	}
+	*out = p;
+	return 0;
+}
+
 void vt_payload_free(vt_payload *p)
 {
 	if (!p)

@@ -43,6 +43,13 @@ VT_API int vt_payload_empty(vt_payload **out);
 
 VT_API void vt_payload_free(vt_payload *p); /* NULL is a no-op */
 
+/* A new payload: `base` with every top-level key of `patch` set to patch's
+ * value (Qdrant's set_payload). Nested objects are replaced, not merged.
+ * The caller owns *out. VT_ENOMEM. The result can exceed the caps `base`
+ * and `patch` each met: check its dumped size. */
+VT_API int vt_payload_merge(const vt_payload *base, const vt_payload *patch,
+			    vt_payload **out);
+
 /* Appends the canonical form to `out`: compact, keys sorted, reals with 17
  * significant digits (they re-read bit-exactly). Equal payloads give equal
  * bytes, so the bytes can be stored, hashed and compared. Errors:

@@ -1,0 +1,36 @@
+/* pool.h: a fixed set of worker threads for fork-join loops: run n tasks,
+ * return when all are done. For CPU work that splits into independent
+ * pieces (indexing a batch, scoring shards). Not a general executor: one
+ * loop runs at a time per pool, and tasks must not block on each other. */
+#ifndef VT_BASE_POOL_H
+#define VT_BASE_POOL_H
+
+#include <stddef.h>
+
+#include "error.h"
+
+typedef struct vt_pool vt_pool; /* opaque */
+
+/* Runs task `i` of a loop; `ctx` is the loop's. */
+typedef void (*vt_pool_fn)(void *ctx, size_t i);
+
+/* Online CPUs (at least 1). */
+VT_API unsigned vt_cpu_count(void);
+
+/* Starts `workers` threads (0 is allowed: the caller runs every task).
+ * VT_ENOMEM / VT_EINTERNAL if threads cannot start. The caller releases
+ * *out with vt_pool_destroy. */
+VT_API int vt_pool_create(unsigned workers, vt_pool **out);
+
+/* Stops and joins the workers (NULL is a no-op). No loop may be running. */
+VT_API void vt_pool_destroy(vt_pool *p);
+
+/* Runs fn(ctx, i) for every i in [0, n) on the workers and the calling
+ * thread, and returns when all have finished. Loops from several threads
+ * take turns. */
+VT_API void vt_pool_run(vt_pool *p, size_t n, vt_pool_fn fn, void *ctx);
+
+/* Threads a loop runs on: workers + 1. */
+VT_API unsigned vt_pool_width(const vt_pool *p);
+
+#endif
