@@ -193,7 +193,13 @@ int vt_shard_open(const char *dir, const vt_shard_opts *o, vt_shard **out,
 	}
 	vt_store_opts so;
 	vt_store_opts_default(&so);
-	so.dim = o->create ? o->create->dim : 0;
+	/* An existing store keeps its dim; the meta check below compares it
+	 * with the create config and says so in the shard's terms. */
+	char *data = vt__path_join(s->store_dir, "data.mdb");
+	struct stat sb;
+	int exists = data && stat(data, &sb) == 0;
+	vt_free(data);
+	so.dim = o->create && !exists ? o->create->dim : 0;
 	so.sync = o->store_sync;
 	so.map_max = o->map_max;
 	so.max_payload = o->limits.max_payload;
