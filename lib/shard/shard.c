@@ -755,7 +755,7 @@ static void apply_pix(vt_shard *s, struct apply_ctx *a)
 }
 
 /* Async mode: waits for room for `n` entries. VT_EOVERLOAD on time-out. */
-static int wait_queue(vt_shard *s, uint64_t n)
+static int wait_queue(vt_shard *s, uint64_t n, uint64_t *waiting)
 {
 	struct timespec dl;
 	clock_gettime(CLOCK_MONOTONIC, &dl);
@@ -772,6 +772,7 @@ static int wait_queue(vt_shard *s, uint64_t n)
 			break;
 		}
 	}
+	*waiting = s->pending;
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
@@ -810,6 +811,7 @@ int vt_shard_apply(vt_shard *s, uint64_t index, const void *bytes, size_t len,
 	struct prep p;
 	struct apply_ctx a = {.s = s, .p = &p, .index = index, .res = res,
 			      .err = err};
+	uint64_t waiting;
 	int rc = prepare(s, bytes, len, &p, err);
 	if (rc && rc != VT_ENOMEM) {
 		a.rejected = 1;
@@ -818,11 +820,11 @@ int vt_shard_apply(vt_shard *s, uint64_t index, const void *bytes, size_t len,
 	if (rc)
 		goto out;
 	if (s->cfg.index_mode == VT_INDEX_ASYNC && p.cmd.type != VT_CMD_SET_PAYLOAD &&
-	    (rc = wait_queue(s, p.cmd.n))) {
+	    (rc = wait_queue(s, p.cmd.n, &waiting))) {
 		vt_errmsg_set(err, rc,
 			      "index queue full (%llu entries waiting, max "
 			      "%llu) for %u ms",
-			      (unsigned long long)s->pending,
+			      (unsigned long long)waiting,
 			      (unsigned long long)s->opts.queue_max,
 			      s->opts.queue_wait_ms);
 		goto out;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "base/error.h"
+#include "hnsw/hnsw.h"
 #include "payload/payload.h"
 #include "shard/cmd.h"
 
