@@ -1,27 +1,32 @@
-/* pool.c: fork-join worker pool (see pool.h). Tasks are handed out by an
- * atomic counter, so uneven tasks balance by themselves. */
+/* pool.c: fork-join worker pool (see pool.h). Several loops may run at
+ * once: each is a job on a list; workers and callers claim tasks one at a
+ * time under the pool's mutex (tasks are coarse: a shard search, a batch of
+ * inserts), so a job's memory, on its caller's stack, is touched only under
+ * the mutex and only until its last task has finished. */
 #include "pool.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <unistd.h>
 
 #include "alloc.h"
 
-struct vt_pool {
-	pthread_mutex_t run_mu; /* one loop at a time */
-	pthread_mutex_t mu;
-	pthread_cond_t go, done;
-	unsigned workers;
-	pthread_t *threads;
-	/* the current loop, guarded by mu except the counters */
-	uint64_t gen;           /* bumped per loop so workers see a new one */
+struct job {
 	vt_pool_fn fn;
 	void *ctx;
 	size_t n;
-	atomic_size_t next;     /* next task to hand out */
-	unsigned busy;          /* workers still inside the loop */
+	size_t next;     /* next task to hand out */
+	size_t finished; /* tasks done */
+	struct job *link; /* the list of jobs with tasks left */
+};
+
+struct vt_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t work; /* a job was added, or stop */
+	pthread_cond_t done; /* a task finished */
+	struct job *head, *tail;
+	unsigned workers;
+	pthread_t *threads;
 	int stop;
 };
 
@@ -31,32 +36,53 @@ unsigned vt_cpu_count(void)
 	return n > 0 ? (unsigned)n : 1u;
 }
 
-static void drain(vt_pool *p)
+/* Claims a task of `j` (or of the first job when j is NULL); mu held.
+ * Returns the job or NULL when there is nothing to claim. */
+static struct job *claim(vt_pool *p, struct job *j, size_t *i)
 {
-	for (;;) {
-		size_t i = atomic_fetch_add(&p->next, 1);
-		if (i >= p->n)
-			return;
-		p->fn(p->ctx, i);
+	if (!j)
+		j = p->head;
+	if (!j || j->next >= j->n)
+		return NULL;
+	*i = j->next++;
+	if (j->next == j->n) { /* fully handed out: off the list */
+		struct job **pp = &p->head, *prev = NULL;
+		while (*pp && *pp != j) {
+			prev = *pp;
+			pp = &(*pp)->link;
+		}
+		if (*pp)
+			*pp = j->link;
+		if (p->tail == j)
+			p->tail = prev;
+		j->link = NULL;
 	}
+	return j;
+}
+
+static void run_one(vt_pool *p, struct job *j, size_t i)
+{
+	pthread_mutex_unlock(&p->mu);
+	j->fn(j->ctx, i);
+	pthread_mutex_lock(&p->mu);
+	if (++j->finished == j->n)
+		pthread_cond_broadcast(&p->done);
 }
 
 static void *worker(void *arg)
 {
 	vt_pool *p = arg;
-	uint64_t seen = 0;
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		while (!p->stop && p->gen == seen)
-			pthread_cond_wait(&p->go, &p->mu);
+		size_t i;
+		struct job *j = claim(p, NULL, &i);
+		if (j) {
+			run_one(p, j, i);
+			continue;
+		}
 		if (p->stop)
 			break;
-		seen = p->gen;
-		pthread_mutex_unlock(&p->mu);
-		drain(p);
-		pthread_mutex_lock(&p->mu);
-		if (--p->busy == 0)
-			pthread_cond_signal(&p->done);
+		pthread_cond_wait(&p->work, &p->mu);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
@@ -67,9 +93,8 @@ int vt_pool_create(unsigned workers, vt_pool **out)
 	vt_pool *p = vt_calloc(1, sizeof *p);
 	if (!p)
 		return VT_ENOMEM;
-	pthread_mutex_init(&p->run_mu, NULL);
 	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->go, NULL);
+	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->done, NULL);
 	if (workers) {
 		p->threads = vt_calloc(workers, sizeof *p->threads);
@@ -95,15 +120,14 @@ void vt_pool_destroy(vt_pool *p)
 		return;
 	pthread_mutex_lock(&p->mu);
 	p->stop = 1;
-	pthread_cond_broadcast(&p->go);
+	pthread_cond_broadcast(&p->work);
 	pthread_mutex_unlock(&p->mu);
 	for (unsigned i = 0; i < p->workers; i++)
 		pthread_join(p->threads[i], NULL);
 	vt_free(p->threads);
-	pthread_cond_destroy(&p->go);
+	pthread_cond_destroy(&p->work);
 	pthread_cond_destroy(&p->done);
 	pthread_mutex_destroy(&p->mu);
-	pthread_mutex_destroy(&p->run_mu);
 	vt_free(p);
 }
 
@@ -116,22 +140,22 @@ void vt_pool_run(vt_pool *p, size_t n, vt_pool_fn fn, void *ctx)
 			fn(ctx, i);
 		return;
 	}
-	pthread_mutex_lock(&p->run_mu);
+	struct job j = {fn, ctx, n, 0, 0, NULL};
 	pthread_mutex_lock(&p->mu);
-	p->fn = fn;
-	p->ctx = ctx;
-	p->n = n;
-	atomic_store(&p->next, 0);
-	p->busy = p->workers;
-	p->gen++;
-	pthread_cond_broadcast(&p->go);
-	pthread_mutex_unlock(&p->mu);
-	drain(p);
-	pthread_mutex_lock(&p->mu);
-	while (p->busy)
+	if (p->tail)
+		p->tail->link = &j;
+	else
+		p->head = &j;
+	p->tail = &j;
+	pthread_cond_broadcast(&p->work);
+	/* The caller works on its own job, so a loop always progresses even
+	 * when every worker is busy elsewhere (or runs a loop itself). */
+	size_t i;
+	while (claim(p, &j, &i))
+		run_one(p, &j, i);
+	while (j.finished < j.n)
 		pthread_cond_wait(&p->done, &p->mu);
 	pthread_mutex_unlock(&p->mu);
-	pthread_mutex_unlock(&p->run_mu);
 }
 
 unsigned vt_pool_width(const vt_pool *p)

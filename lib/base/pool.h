@@ -1,7 +1,9 @@
 /* pool.h: a fixed set of worker threads for fork-join loops: run n tasks,
  * return when all are done. For CPU work that splits into independent
- * pieces (indexing a batch, scoring shards). Not a general executor: one
- * loop runs at a time per pool, and tasks must not block on each other. */
+ * pieces (indexing a batch, scoring shards). Not a general executor: tasks
+ * must not block on each other. Several loops (from several threads) may
+ * run at once and share the workers; each caller also runs tasks of its own
+ * loop, so a loop started from inside a task cannot deadlock. */
 #ifndef VT_BASE_POOL_H
 #define VT_BASE_POOL_H
 
@@ -26,8 +28,8 @@ VT_API int vt_pool_create(unsigned workers, vt_pool **out);
 VT_API void vt_pool_destroy(vt_pool *p);
 
 /* Runs fn(ctx, i) for every i in [0, n) on the workers and the calling
- * thread, and returns when all have finished. Loops from several threads
- * take turns. */
+ * thread, and returns when all have finished. Tasks are handed out one at
+ * a time under a mutex: make each worth at least a few microseconds. */
 VT_API void vt_pool_run(vt_pool *p, size_t n, vt_pool_fn fn, void *ctx);
 
 /* Threads a loop runs on: workers + 1. */
