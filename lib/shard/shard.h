@@ -200,6 +200,20 @@ VT_API int vt_shard_get(vt_shard *s, const char *const *ids,
 			int with_vector, vt_shard_results *out,
 			vt_errmsg *err);
 
+/* Lists points in label order from label `from` (0: the start) that pass
+ * `filter` (NULL: all), at most `limit` (1..100000). *next gets the label to
+ * resume from, 0 when nothing is left. Labels are stable, so a cursor
+ * survives writes: new points come after it, deleted ones are skipped. */
+VT_API int vt_shard_scroll(vt_shard *s, uint64_t from, uint32_t limit,
+			   const vt_filter *filter, int with_payload,
+			   int with_vector, vt_shard_results *out,
+			   uint64_t *next, vt_errmsg *err);
+
+/* Counts the points that pass `filter` (NULL: all), exactly, from the store
+ * (and the payload index when it answers the filter). */
+VT_API int vt_shard_count(vt_shard *s, const vt_filter *filter,
+			  uint64_t *out, vt_errmsg *err);
+
 VT_API void vt_shard_results_free(vt_shard_results *r);
 
 /* The schema of the indexed fields, for vt_filter_parse. Valid while the

@@ -417,3 +417,170 @@ int vt_shard_get(vt_shard *s, const char *const *ids, const uint32_t *id_lens,
 		vt_errmsg_set(err, rc, "get: %s", vt_strerror(rc));
 	return rc;
 }
+
+/* ---- scroll and count ------------------------------------------------------- */
+
+/* Plans `f` for a listing: the label set when the payload index gives one. */
+static int plan_all(vt_shard *s, const vt_filter *f, vt_filter_plan *plan)
+{
+	memset(plan, 0, sizeof *plan);
+	if (!f || !s->pix)
+		return 0;
+	vt_filter_plan_params pp;
+	vt_filter_plan_params_default(&pp);
+	pp.scan_threshold = UINT64_MAX; /* always want the labels */
+	pthread_rwlock_rdlock(&s->pix_lock);
+	int rc = vt_filter_plan_build(f, s->pix, vt_payload_index_count(s->pix),
+				      &pp, plan);
+	pthread_rwlock_unlock(&s->pix_lock);
+	return rc;
+}
+
+/* Whether stored point `p` passes; `plan` may say so without parsing. */
+static int passes(const vt_filter *f, const vt_filter_plan *plan,
+		  const vt_store_point *p, int *ok)
+{
+	*ok = 1;
+	if (!f || (plan->has_labels && plan->exact))
+		return 0;
+	vt_payload *pay;
+	int rc = payload_of(p, &pay);
+	if (rc)
+		return rc;
+	*ok = vt_filter_match(f, pay);
+	vt_payload_free(pay);
+	return 0;
+}
+
+int vt_shard_scroll(vt_shard *s, uint64_t from, uint32_t limit,
+		    const vt_filter *f, int with_payload, int with_vector,
+		    vt_shard_results *out, uint64_t *next, vt_errmsg *err)
+{
+	memset(out, 0, sizeof *out);
+	*next = 0;
+	if (limit < 1 || limit > 100000)
+		return vt_errmsg_set(err, VT_EINVAL, "limit: %u (1..100000)",
+				     limit);
+	vt_filter_plan plan;
+	int rc = plan_all(s, f, &plan);
+	if (rc)
+		return vt_errmsg_set(err, rc, "scroll: %s", vt_strerror(rc));
+	vt_store_point *views = vt_malloc(limit * sizeof *views);
+	vt_store_txn *tx = NULL;
+	vt_store_iter *it = NULL;
+	size_t m = 0;
+	if (!views) {
+		rc = VT_ENOMEM;
+		goto out;
+	}
+	if ((rc = vt__rd_begin(s, &tx)))
+		goto out;
+	vt_store_point p;
+	if (f && plan.strategy == VT_PLAN_EMPTY && s->pix) {
+		/* nothing matches */
+	} else if (plan.has_labels) {
+		size_t j = 0;
+		while (j < plan.n_labels && plan.labels[j] < from)
+			j++;
+		for (; j < plan.n_labels && !rc; j++) {
+			int ok;
+			rc = vt_store_get_by_label(tx, plan.labels[j], &p);
+			if (rc == VT_ENOENT) {
+				rc = 0;
+				continue;
+			}
+			if (!rc)
+				rc = passes(f, &plan, &p, &ok);
+			if (rc || !ok)
+				continue;
+			if (m == limit) {
+				*next = p.label;
+				break;
+			}
+			views[m++] = p;
+		}
+	} else {
+		rc = vt_store_iter_open(tx, from, &it);
+		while (!rc && !(rc = vt_store_iter_next(it, &p))) {
+			int ok;
+			if ((rc = passes(f, &plan, &p, &ok)) || !ok)
+				continue;
+			if (m == limit) {
+				*next = p.label;
+				break;
+			}
+			views[m++] = p;
+		}
+		if (rc == VT_ENOENT)
+			rc = 0;
+	}
+	if (!rc)
+		rc = fill_results(s, views, NULL, m, with_payload, with_vector,
+				  out);
+out:
+	vt_store_iter_close(it);
+	if (tx)
+		vt__rd_end(s, tx);
+	vt_free(views);
+	vt_filter_plan_free(&plan);
+	if (rc) {
+		*next = 0;
+		vt_errmsg_set(err, rc, "scroll: %s", vt_strerror(rc));
+	}
+	return rc;
+}
+
+int vt_shard_count(vt_shard *s, const vt_filter *f, uint64_t *count,
+		   vt_errmsg *err)
+{
+	*count = 0;
+	vt_filter_plan plan;
+	int rc = plan_all(s, f, &plan);
+	if (rc)
+		return vt_errmsg_set(err, rc, "count: %s", vt_strerror(rc));
+	vt_store_txn *tx;
+	if ((rc = vt__rd_begin(s, &tx))) {
+		vt_filter_plan_free(&plan);
+		return vt_errmsg_set(err, rc, "count: %s", vt_strerror(rc));
+	}
+	uint64_t wal;
+	if (!f) {
+		rc = vt_store_count(tx, count, &wal);
+	} else if (plan.strategy == VT_PLAN_EMPTY && s->pix) {
+		*count = 0;
+	} else if (plan.has_labels && plan.exact) {
+		/* The payload index mirrors the store (apply updates both
+		 * under apply_mu before the next command). */
+		*count = plan.n_labels;
+	} else {
+		vt_store_point p;
+		if (plan.has_labels) {
+			for (size_t j = 0; j < plan.n_labels && !rc; j++) {
+				int ok;
+				rc = vt_store_get_by_label(tx, plan.labels[j], &p);
+				if (rc == VT_ENOENT) {
+					rc = 0;
+					continue;
+				}
+				if (!rc && !(rc = passes(f, &plan, &p, &ok)))
+					*count += (uint64_t)ok;
+			}
+		} else {
+			vt_store_iter *it;
+			rc = vt_store_iter_open(tx, 0, &it);
+			while (!rc && !(rc = vt_store_iter_next(it, &p))) {
+				int ok;
+				if (!(rc = passes(f, &plan, &p, &ok)))
+					*count += (uint64_t)ok;
+			}
+			if (rc == VT_ENOENT)
+				rc = 0;
+			vt_store_iter_close(it);
+		}
+	}
+	vt__rd_end(s, tx);
+	vt_filter_plan_free(&plan);
+	if (rc)
+		vt_errmsg_set(err, rc, "count: %s", vt_strerror(rc));
+	return rc;
+}
