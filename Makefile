@@ -51,7 +51,8 @@ fuzz: deps
 	cmake --build $(BUILD)/fuzz -j$(JOBS)
 	sh scripts/fuzz.sh $(BUILD)/fuzz $(FUZZ_SECONDS)
 
-# The store's kill -9 campaign, long form (make test runs 20 rounds).
+# The kill -9 campaigns (store and shard), long form (make test runs 20
+# rounds).
 CRASH_ROUNDS ?= 200
 crash-long: build
 	cd $(BUILD)/release && VT_CRASH_ROUNDS=$(CRASH_ROUNDS) ctest --output-on-failure -L crash --timeout 3600
