@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,6 +21,23 @@ int vt_fsync_dir(const char *dir)
 	int rc = fsync(fd) ? vt_err_from_errno(errno) : 0;
 	close(fd);
 	return rc;
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag,
+		    struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	int r = flag == FTW_DP ? rmdir(p) : unlink(p);
+	return r && errno != ENOENT ? errno : 0;
+}
+
+int vt_rmtree(const char *path)
+{
+	int r = nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	if (r < 0)
+		return errno == ENOENT ? 0 : vt_err_from_errno(errno);
+	return r ? vt_err_from_errno(r) : 0;
 }
 
 int vt_fsync_parent(const char *path)

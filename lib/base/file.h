@@ -38,6 +38,10 @@ VT_API void vt_afile_abort(vt_afile *f);
 /* fsyncs the directory that holds `path` (the parent of its last '/'). */
 VT_API int vt_fsync_parent(const char *path);
 
+/* Removes `path` and, if it is a directory, everything under it (symbolic
+ * links are removed, never followed). A missing path is not an error. */
+VT_API int vt_rmtree(const char *path);
+
 /* fsyncs the directory `dir` itself. */
 VT_API int vt_fsync_dir(const char *dir);
 

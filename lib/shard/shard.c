@@ -940,6 +940,14 @@ int vt_shard_status_get(vt_shard *s, vt_shard_status *st)
 	return 0;
 }
 
+void vt_shard_progress(vt_shard *s, uint64_t *applied, uint64_t *indexed)
+{
+	pthread_mutex_lock(&s->mu);
+	*applied = s->applied;
+	*indexed = s->indexed;
+	pthread_mutex_unlock(&s->mu);
+}
+
 int vt_shard_clear_readonly(vt_shard *s, size_t new_map_max, vt_errmsg *err)
 {
 	pthread_mutex_lock(&s->ckpt_mu);

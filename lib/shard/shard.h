@@ -242,6 +242,10 @@ typedef struct vt_shard_status {
 
 VT_API int vt_shard_status_get(vt_shard *s, vt_shard_status *out);
 
+/* The applied and indexed command indexes, cheaply (no store access). */
+VT_API void vt_shard_progress(vt_shard *s, uint64_t *applied,
+			      uint64_t *indexed);
+
 /* ---- maintenance -----------------------------------------------------------*/
 
 /* Waits for the index to catch up, repairs tombstones when due, saves an

@@ -1,0 +1,1297 @@
+/* coll.c: collections as sets of shards (coll.h): the catalog on disk,
+ * routing of writes by id hash, fan-out and merge of reads. */
+#include "coll.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/file.h"
+#include "base/hash.h"
+#include "base/log.h"
+#include "base/pool.h"
+
+#define CONFIG_FILE "collection.json"
+
+struct vt_coll {
+	atomic_int refs;
+	vt_db *db;
+	vt_coll_config cfg;
+	char *dir;       /* where it lives now (moves to the trash on drop) */
+	vt_shard **shards;
+	int dropped;
+};
+
+struct vt_db {
+	char *dir;
+	char *cdir;      /* dir/collections */
+	vt_db_opts opts;
+	vt_pool *pool;
+	pthread_rwlock_t lock; /* the table below */
+	pthread_mutex_t ddl;   /* one create/drop at a time */
+	vt_coll **colls;       /* sorted by name */
+	size_t n, cap;
+};
+
+/* ---- config ---------------------------------------------------------------- */
+
+void vt_coll_config_default(vt_coll_config *c, const char *name, uint32_t dim,
+			    int metric)
+{
+	memset(c, 0, sizeof *c);
+	snprintf(c->name, sizeof c->name, "%s", name ? name : "");
+	vt_shard_config_default(&c->shard, dim, metric);
+	c->rescore = 1;
+	c->oversampling = 2.0f;
+}
+
+void vt_db_opts_default(vt_db_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->threads = vt_cpu_count();
+	o->default_shards = vt_cpu_count();
+	vt_shard_opts_default(&o->shard);
+}
+
+int vt_coll_name_check(const char *name, vt_errmsg *err)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > VT_COLL_MAX_NAME)
+		return vt_errmsg_set(err, VT_EINVAL,
+				     "name: must be 1..%u bytes, got %zu",
+				     VT_COLL_MAX_NAME, n);
+	for (size_t i = 0; i < n; i++) {
+		char ch = name[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
+			return vt_errmsg_set(err, VT_EINVAL,
+					     "name: only letters, digits, '_' "
+					     "and '-' are allowed");
+	}
+	if (name[0] == '-')
+		return vt_errmsg_set(err, VT_EINVAL,
+				     "name: must not start with '-'");
+	return 0;
+}
+
+const char *vt_coll_distance_name(int metric)
+{
+	switch (metric) {
+	case VT_METRIC_COSINE:
+		return "cosine";
+	case VT_METRIC_IP:
+		return "dot";
+	case VT_METRIC_L2:
+		return "euclid";
+	}
+	return "?";
+}
+
+int vt_coll_distance_parse(const char *s)
+{
+	if (!strcmp(s, "cosine"))
+		return VT_METRIC_COSINE;
+	if (!strcmp(s, "dot") || !strcmp(s, "ip"))
+		return VT_METRIC_IP;
+	if (!strcmp(s, "euclid") || !strcmp(s, "euclidean") || !strcmp(s, "l2"))
+		return VT_METRIC_L2;
+	return -1;
+}
+
+static int config_write(const char *dir, const vt_coll_config *c,
+			vt_errmsg *err)
+{
+	json_t *o = json_pack("{s:s, s:I, s:b, s:f}", "name", c->name,
+			      "shard_count", (json_int_t)c->shard_count,
+			      "rescore", c->rescore, "oversampling",
+			      (double)c->oversampling);
+	char *text = o ? json_dumps(o, JSON_SORT_KEYS | JSON_INDENT(1)) : NULL;
+	json_decref(o);
+	if (!text)
+		return vt_errmsg_set(err, VT_ENOMEM, "out of memory");
+	char path[4096];
+	if (snprintf(path, sizeof path, "%s/%s", dir, CONFIG_FILE) >=
+	    (int)sizeof path) {
+		free(text);
+		return vt_errmsg_set(err, VT_ELIMIT, "path too long");
+	}
+	vt_afile f;
+	int rc = vt_afile_open(&f, path, err);
+	if (!rc) {
+		rc = vt_afile_write(&f, text, strlen(text));
+		if (rc)
+			vt_afile_abort(&f);
+		else
+			rc = vt_afile_commit(&f, err);
+	}
+	free(text);
+	return rc;
+}
+
+static int config_read(const char *dir, vt_coll_config *c, vt_errmsg *err)
+{
+	char path[4096];
+	if (snprintf(path, sizeof path, "%s/%s", dir, CONFIG_FILE) >=
+	    (int)sizeof path)
+		return vt_errmsg_set(err, VT_ELIMIT, "path too long");
+	json_error_t je;
+	json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	if (!o)
+		return vt_errmsg_set(err, VT_ECORRUPT, "%s: %s", path, je.text);
+	const char *name;
+	json_int_t shards;
+	int rescore;
+	double over;
+	int rc = 0;
+	if (json_unpack_ex(o, &je, JSON_STRICT, "{s:s, s:I, s:b, s:F}", "name",
+			   &name, "shard_count", &shards, "rescore", &rescore,
+			   "oversampling", &over) ||
+	    shards < 1 || shards > VT_COLL_MAX_SHARDS ||
+	    strlen(name) > VT_COLL_MAX_NAME)
+		rc = vt_errmsg_set(err, VT_ECORRUPT, "%s: bad contents", path);
+	else {
+		snprintf(c->name, sizeof c->name, "%s", name);
+		c->shard_count = (uint32_t)shards;
+		c->rescore = rescore;
+		c->oversampling = (float)over;
+	}
+	json_decref(o);
+	return rc;
+}
+
+/* ---- opening collections ------------------------------------------------- */
+
+static void coll_free(vt_coll *c)
+{
+	for (uint32_t i = 0; c->shards && i < c->cfg.shard_count; i++)
+		vt_shard_close(c->shards[i]);
+	vt_free(c->shards);
+	if (c->dropped && c->dir && vt_rmtree(c->dir))
+		VT_LOG(VT_LOG_WARN, "coll",
+		       "could not remove %s; it is removed on the next start",
+		       c->dir);
+	vt_free(c->dir);
+	vt_free(c);
+}
+
+struct open_job {
+	vt_coll *c;
+	const vt_shard_config *create;
+	int *rcs;
+	vt_errmsg *errs;
+};
+
+static void open_task(void *ctx, size_t i)
+{
+	struct open_job *j = ctx;
+	vt_coll *c = j->c;
+	char dir[4200], name[128];
+	if (snprintf(dir, sizeof dir, "%s/shard-%zu", c->dir, i) >=
+	    (int)sizeof dir) {
+		j->rcs[i] = vt_errmsg_set(&j->errs[i], VT_ELIMIT,
+					  "path too long");
+		return;
+	}
+	snprintf(name, sizeof name, "%s/%zu", c->cfg.name, i);
+	vt_shard_opts o = c->db->opts.shard;
+	o.create = j->create;
+	o.name = name;
+	j->rcs[i] = vt_shard_open(dir, &o, &c->shards[i], &j->errs[i]);
+}
+
+/* Opens (or creates, with `create`) the shards of the collection in `dir`. */
+static int coll_open(vt_db *db, const char *dir, const vt_coll_config *create,
+		     vt_coll **out, vt_errmsg *err)
+{
+	vt_coll *c = vt_calloc(1, sizeof *c);
+	int rc;
+	if (!c)
+		return vt_errmsg_set(err, VT_ENOMEM, "out of memory");
+	atomic_init(&c->refs, 1);
+	c->db = db;
+	c->dir = vt_strdup(dir);
+	if (!c->dir) {
+		coll_free(c);
+		return vt_errmsg_set(err, VT_ENOMEM, "out of memory");
+	}
+	if (create)
+		c->cfg = *create;
+	else if ((rc = config_read(dir, &c->cfg, err))) {
+		coll_free(c);
+		return rc;
+	}
+	uint32_t n = c->cfg.shard_count;
+	c->shards = vt_calloc(n, sizeof *c->shards);
+	int *rcs = vt_calloc(n, sizeof *rcs);
+	vt_errmsg *errs = vt_calloc(n, sizeof *errs);
+	rc = c->shards && rcs && errs ? 0 : VT_ENOMEM;
+	if (!rc) {
+		struct open_job j = {c, create ? &create->shard : NULL, rcs, errs};
+		vt_pool_run(db->pool, n, open_task, &j);
+		for (uint32_t i = 0; i < n && !rc; i++)
+			if ((rc = rcs[i]))
+				vt_errmsg_set(err, rc, "collection %s: %s",
+					      c->cfg.name, errs[i].msg);
+	} else {
+		vt_errmsg_set(err, rc, "out of memory");
+	}
+	vt_free(rcs);
+	vt_free(errs);
+	if (rc) {
+		coll_free(c);
+		return rc;
+	}
+	if (!create)
+		/* The shards hold the authoritative shard config. */
+		c->cfg.shard = *vt_shard_config_get(c->shards[0]);
+	*out = c;
+	return 0;
+}
+
+void vt_coll_release(vt_coll *c)
+{
+	if (c && atomic_fetch_sub(&c->refs, 1) == 1)
+		coll_free(c);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	const vt_coll *x = *(vt_coll *const *)a, *y = *(vt_coll *const *)b;
+	return strcmp(x->cfg.name, y->cfg.name);
+}
+
+static int table_add(vt_db *db, vt_coll *c)
+{
+	if (db->n == db->cap) {
+		size_t cap = db->cap ? db->cap * 2 : 16;
+		vt_coll **n = vt_realloc(db->colls, cap * sizeof *n);
+		if (!n)
+			return VT_ENOMEM;
+		db->colls = n;
+		db->cap = cap;
+	}
+	db->colls[db->n++] = c;
+	qsort(db->colls, db->n, sizeof *db->colls, name_cmp);
+	return 0;
+}
+
+static ssize_t table_find(vt_db *db, const char *name)
+{
+	size_t lo = 0, hi = db->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int r = strcmp(db->colls[mid]->cfg.name, name);
+		if (r == 0)
+			return (ssize_t)mid;
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+static void rm_rf(const char *path)
+{
+	int rc = vt_rmtree(path);
+	if (rc)
+		VT_LOG(VT_LOG_WARN, "coll", "could not remove %s: %s", path,
+		       vt_strerror(rc));
+}
+
+int vt_db_open(const char *dir, const vt_db_opts *o, vt_db **out,
+	       vt_errmsg *err)
+{
+	vt_db_opts dopts;
+	if (!o) {
+		vt_db_opts_default(&dopts);
+		o = &dopts;
+	}
+	*out = NULL;
+	vt_db *db = vt_calloc(1, sizeof *db);
+	if (!db)
+		return vt_errmsg_set(err, VT_ENOMEM, "out of memory");
+	pthread_rwlock_init(&db->lock, NULL);
+	pthread_mutex_init(&db->ddl, NULL);
+	db->opts = *o;
+	db->opts.shard.create = NULL;
+	if (!db->opts.threads)
+		db->opts.threads = vt_cpu_count();
+	if (!db->opts.default_shards)
+		db->opts.default_shards = vt_cpu_count();
+	db->dir = vt_strdup(dir);
+	char cdir[4200];
+	if (snprintf(cdir, sizeof cdir, "%s/collections", dir) >=
+	    (int)sizeof cdir) {
+		vt_db_close(db);
+		return vt_errmsg_set(err, VT_ELIMIT, "%s: path too long", dir);
+	}
+	db->cdir = vt_strdup(cdir);
+	int rc = 0;
+	if (!db->dir || !db->cdir) {
+		rc = vt_errmsg_set(err, VT_ENOMEM, "out of memory");
+		goto fail;
+	}
+	if ((mkdir(dir, 0755) && errno != EEXIST) ||
+	    (mkdir(cdir, 0755) && errno != EEXIST)) {
+		rc = vt_errmsg_set(err, vt_err_from_errno(errno), "mkdir %s: %s",
+				   cdir, strerror(errno));
+		goto fail;
+	}
+	if ((rc = vt_pool_create(db->opts.threads - 1, &db->pool))) {
+		vt_errmsg_set(err, rc, "starting threads");
+		goto fail;
+	}
+	DIR *d = opendir(cdir);
+	if (!d) {
+		rc = vt_errmsg_set(err, vt_err_from_errno(errno), "opendir %s: %s",
+				   cdir, strerror(errno));
+		goto fail;
+	}
+	struct dirent *de;
+	while (!rc && (de = readdir(d))) {
+		char path[4400];
+		if (de->d_name[0] == '.' && (!de->d_name[1] ||
+					     (de->d_name[1] == '.' && !de->d_name[2])))
+			continue;
+		if (snprintf(path, sizeof path, "%s/%s", cdir, de->d_name) >=
+		    (int)sizeof path)
+			continue;
+		if (de->d_name[0] == '.') {
+			/* .tmp-* (an interrupted create), .trash-* (a drop) */
+			VT_LOG(VT_LOG_INFO, "coll", "removing leftover %s", path);
+			rm_rf(path);
+			continue;
+		}
+		vt_coll *c;
+		if ((rc = coll_open(db, path, NULL, &c, err)))
+			break;
+		if (strcmp(c->cfg.name, de->d_name)) {
+			rc = vt_errmsg_set(err, VT_ECORRUPT,
+					   "%s holds collection \"%s\"", path,
+					   c->cfg.name);
+			vt_coll_release(c);
+			break;
+		}
+		if ((rc = table_add(db, c))) {
+			vt_coll_release(c);
+			vt_errmsg_set(err, rc, "out of memory");
+		}
+	}
+	closedir(d);
+	if (rc)
+		goto fail;
+	VT_LOG(VT_LOG_INFO, "coll", "%s: %zu collections open", dir, db->n);
+	*out = db;
+	return 0;
+fail:
+	vt_db_close(db);
+	return rc;
+}
+
+void vt_db_close(vt_db *db)
+{
+	if (!db)
+		return;
+	for (size_t i = 0; i < db->n; i++)
+		vt_coll_release(db->colls[i]);
+	vt_free(db->colls);
+	vt_pool_destroy(db->pool);
+	pthread_rwlock_destroy(&db->lock);
+	pthread_mutex_destroy(&db->ddl);
+	vt_free(db->dir);
+	vt_free(db->cdir);
+	vt_free(db);
+}
+
+int vt_db_create(vt_db *db, const vt_coll_config *in, vt_errmsg *err)
+{
+	vt_coll_config cfg = *in;
+	int rc;
+	if ((rc = vt_coll_name_check(cfg.name, err)))
+		return rc;
+	if (!cfg.shard_count)
+		cfg.shard_count = db->opts.default_shards;
+	if (cfg.shard_count > VT_COLL_MAX_SHARDS)
+		return vt_errmsg_set(err, VT_EINVAL, "shard_count: %u (1..%u)",
+				     cfg.shard_count, VT_COLL_MAX_SHARDS);
+	if (!(cfg.oversampling >= 1.0f) || cfg.oversampling > 100.0f)
+		return vt_errmsg_set(err, VT_EINVAL,
+				     "quantization.oversampling: %g (1..100)",
+				     (double)cfg.oversampling);
+	if ((rc = vt_shard_config_check(&cfg.shard, err)))
+		return rc;
+	pthread_mutex_lock(&db->ddl);
+	pthread_rwlock_rdlock(&db->lock);
+	ssize_t at = table_find(db, cfg.name);
+	pthread_rwlock_unlock(&db->lock);
+	char tmp[4400], final[4400];
+	vt_coll *c = NULL;
+	if (at >= 0) {
+		rc = vt_errmsg_set(err, VT_EEXIST,
+				   "collection \"%s\" already exists", cfg.name);
+		goto out;
+	}
+	uint64_t r = 0;
+	if (getrandom(&r, sizeof r, 0) != sizeof r)
+		r = (uint64_t)getpid();
+	if (snprintf(tmp, sizeof tmp, "%s/.tmp-%s-%016llx", db->cdir, cfg.name,
+		     (unsigned long long)r) >= (int)sizeof tmp ||
+	    snprintf(final, sizeof final, "%s/%s", db->cdir, cfg.name) >=
+		    (int)sizeof final) {
+		rc = vt_errmsg_set(err, VT_ELIMIT, "path too long");
+		goto out;
+	}
+	if (mkdir(tmp, 0755)) {
+		rc = vt_errmsg_set(err, vt_err_from_errno(errno), "mkdir %s: %s",
+				   tmp, strerror(errno));
+		goto out;
+	}
+	/* Build it aside, then rename: a crash leaves it whole or absent. */
+	if ((rc = config_write(tmp, &cfg, err)) ||
+	    (rc = coll_open(db, tmp, &cfg, &c, err)))
+		goto undo;
+	vt_coll_release(c); /* closed: its paths are about to change */
+	c = NULL;
+	if (rename(tmp, final)) {
+		rc = vt_errmsg_set(err, vt_err_from_errno(errno),
+				   "rename %s: %s", tmp, strerror(errno));
+		goto undo;
+	}
+	vt_fsync_dir(db->cdir);
+	if ((rc = coll_open(db, final, NULL, &c, err)))
+		goto out;
+	pthread_rwlock_wrlock(&db->lock);
+	rc = table_add(db, c);
+	pthread_rwlock_unlock(&db->lock);
+	if (rc) {
+		vt_coll_release(c);
+		vt_errmsg_set(err, rc, "out of memory");
+	} else {
+		VT_LOG(VT_LOG_INFO, "coll",
+		       "created collection %s: dim %u, %s, %u shards, %s index",
+		       cfg.name, cfg.shard.dim,
+		       vt_coll_distance_name(cfg.shard.metric), cfg.shard_count,
+		       cfg.shard.index_mode == VT_INDEX_ASYNC ? "async" : "sync");
+	}
+	goto out;
+undo:
+	rm_rf(tmp);
+out:
+	pthread_mutex_unlock(&db->ddl);
+	return rc;
+}
+
+int vt_db_drop(vt_db *db, const char *name, vt_errmsg *err)
+{
+	pthread_mutex_lock(&db->ddl);
+	pthread_rwlock_wrlock(&db->lock);
+	ssize_t at = table_find(db, name);
+	vt_coll *c = NULL;
+	if (at >= 0) {
+		c = db->colls[at];
+		memmove(&db->colls[at], &db->colls[at + 1],
+			(db->n - (size_t)at - 1) * sizeof *db->colls);
+		db->n--;
+	}
+	pthread_rwlock_unlock(&db->lock);
+	int rc = 0;
+	if (!c) {
+		rc = vt_errmsg_set(err, VT_ENOENT, "collection \"%s\" not found",
+				   name);
+		goto out;
+	}
+	/* Out of the catalog at once; the files go when the last user
+	 * releases it (the shards are open until then). */
+	char trash[4400];
+	int tn = snprintf(trash, sizeof trash, "%s/.trash-%s-%llu", db->cdir,
+			  name,
+			  (unsigned long long)vt_hash64(&c, sizeof c,
+							(uint64_t)getpid()));
+	if (tn < (int)sizeof trash && rename(c->dir, trash) == 0) {
+		vt_free(c->dir);
+		c->dir = vt_strdup(trash);
+		vt_fsync_dir(db->cdir);
+	} else {
+		VT_LOG(VT_LOG_WARN, "coll", "rename %s: %s", c->dir,
+		       strerror(errno));
+	}
+	c->dropped = 1;
+	VT_LOG(VT_LOG_INFO, "coll", "dropped collection %s", name);
+	vt_coll_release(c);
+out:
+	pthread_mutex_unlock(&db->ddl);
+	return rc;
+}
+
+int vt_db_get(vt_db *db, const char *name, vt_coll **out)
+{
+	pthread_rwlock_rdlock(&db->lock);
+	ssize_t at = table_find(db, name);
+	if (at >= 0) {
+		*out = db->colls[at];
+		atomic_fetch_add(&(*out)->refs, 1);
+	}
+	pthread_rwlock_unlock(&db->lock);
+	return at >= 0 ? 0 : VT_ENOENT;
+}
+
+int vt_db_list(vt_db *db, vt_coll ***out, size_t *n)
+{
+	pthread_rwlock_rdlock(&db->lock);
+	vt_coll **arr = vt_malloc((db->n ? db->n : 1) * sizeof *arr);
+	if (arr) {
+		for (size_t i = 0; i < db->n; i++) {
+			arr[i] = db->colls[i];
+			atomic_fetch_add(&arr[i]->refs, 1);
+		}
+		*n = db->n;
+	}
+	pthread_rwlock_unlock(&db->lock);
+	*out = arr;
+	return arr ? 0 : VT_ENOMEM;
+}
+
+const vt_coll_config *vt_coll_config_get(const vt_coll *c)
+{
+	return &c->cfg;
+}
+
+const vt_payload_schema *vt_coll_schema(const vt_coll *c)
+{
+	return vt_shard_schema(c->shards[0]);
+}
+
+int vt_coll_status_get(vt_coll *c, vt_coll_status *st)
+{
+	memset(st, 0, sizeof *st);
+	uint32_t n = c->cfg.shard_count;
+	st->shards = vt_calloc(n, sizeof *st->shards);
+	if (!st->shards)
+		return VT_ENOMEM;
+	st->n_shards = n;
+	for (uint32_t i = 0; i < n; i++) {
+		vt_shard_status *s = &st->shards[i];
+		int rc = vt_shard_status_get(c->shards[i], s);
+		if (rc) {
+			vt_free(st->shards);
+			st->shards = NULL;
+			return rc;
+		}
+		st->points += s->points;
+		st->indexed_points += s->index_points;
+		st->index_lag += s->lag;
+		st->memory_bytes += s->bytes_index;
+		st->disk_bytes += s->bytes_store + s->bytes_snapshot;
+		st->readonly |= s->readonly;
+	}
+	return 0;
+}
+
+/* ---- writes ------------------------------------------------------------------ */
+
+static uint32_t shard_of(const vt_coll *c, const void *id, size_t len)
+{
+	return (uint32_t)(vt_hash64(id, len, 0) % c->cfg.shard_count);
+}
+
+/* Per-shard parts of a write. */
+struct parts {
+	vt_coll *c;
+	vt_buf *cmd;        /* per shard: the encoded command (len 0: none) */
+	uint32_t *count;    /* per shard: entries */
+	uint32_t **map;     /* per shard: entry -> request index */
+	vt_shard_result *res;
+	int *rcs;
+	vt_errmsg *errs;
+	int validate;       /* the task validates instead of applying */
+};
+
+static void parts_free(struct parts *p)
+{
+	uint32_t n = p->c->cfg.shard_count;
+	for (uint32_t i = 0; p->cmd && i < n; i++)
+		vt_buf_free(&p->cmd[i]);
+	for (uint32_t i = 0; p->map && i < n; i++)
+		vt_free(p->map[i]);
+	vt_free(p->cmd);
+	vt_free(p->count);
+	vt_free(p->map);
+	vt_free(p->res);
+	vt_free(p->rcs);
+	vt_free(p->errs);
+}
+
+static int parts_init(struct parts *p, vt_coll *c)
+{
+	uint32_t n = c->cfg.shard_count;
+	memset(p, 0, sizeof *p);
+	p->c = c;
+	p->cmd = vt_calloc(n, sizeof *p->cmd);
+	p->count = vt_calloc(n, sizeof *p->count);
+	p->map = vt_calloc(n, sizeof *p->map);
+	p->res = vt_calloc(n, sizeof *p->res);
+	p->rcs = vt_calloc(n, sizeof *p->rcs);
+	p->errs = vt_calloc(n, sizeof *p->errs);
+	if (!p->cmd || !p->count || !p->map || !p->res || !p->rcs || !p->errs)
+		return VT_ENOMEM;
+	for (uint32_t i = 0; i < n; i++)
+		vt_buf_init(&p->cmd[i], (size_t)1 << 31);
+	return 0;
+}
+
+static void part_task(void *ctx, size_t i)
+{
+	struct parts *p = ctx;
+	if (!p->cmd[i].len)
+		return;
+	vt_shard *s = p->c->shards[i];
+	if (p->validate)
+		p->rcs[i] = vt_shard_validate(s, p->cmd[i].data, p->cmd[i].len,
+					      &p->errs[i]);
+	else
+		p->rcs[i] = vt_shard_apply(s, 0, p->cmd[i].data, p->cmd[i].len,
+					   &p->res[i], &p->errs[i]);
+}
+
+/* The first shard error, its "points[j]" rewritten to the request's index. */
+static int parts_error(struct parts *p, vt_errmsg *err)
+{
+	for (uint32_t i = 0; i < p->c->cfg.shard_count; i++) {
+		if (!p->rcs[i])
+			continue;
+		const char *m = p->errs[i].msg;
+		unsigned j;
+		int used = 0;
+		if (p->map[i] && sscanf(m, "points[%u]%n", &j, &used) == 1 &&
+		    used > 0 && j < p->count[i])
+			return vt_errmsg_set(err, p->rcs[i], "points[%u]%s",
+					     p->map[i][j], m + used);
+		if (p->c->cfg.shard_count == 1)
+			return vt_errmsg_set(err, p->rcs[i], "%s", m);
+		return vt_errmsg_set(err, p->rcs[i], "shard %u: %s", i, m);
+	}
+	return 0;
+}
+
+/* Validates every part first when there are several (so bad input changes
+ * nothing anywhere), then applies them in parallel. */
+static int parts_run(struct parts *p, vt_coll_write_result *res,
+		     vt_errmsg *err)
+{
+	uint32_t n = p->c->cfg.shard_count, used = 0;
+	for (uint32_t i = 0; i < n; i++)
+		used += p->cmd[i].len != 0;
+	int rc;
+	if (used > 1) {
+		p->validate = 1;
+		vt_pool_run(p->c->db->pool, n, part_task, p);
+		if ((rc = parts_error(p, err)))
+			return rc;
+		p->validate = 0;
+	}
+	vt_pool_run(p->c->db->pool, n, part_task, p);
+	for (uint32_t i = 0; i < n; i++) {
+		res->upserted += p->res[i].upserted;
+		res->created += p->res[i].created;
+		res->deleted += p->res[i].deleted;
+		res->updated += p->res[i].updated;
+	}
+	return parts_error(p, err);
+}
+
+/* Groups request entries by shard: map[s][k] = request index. */
+static int group(struct parts *p, const char *const *ids, const size_t *lens,
+		 const vt_coll_point *pts, size_t n)
+{
+	uint32_t ns = p->c->cfg.shard_count;
+	uint32_t *sh = vt_malloc((n ? n : 1) * sizeof *sh);
+	if (!sh)
+		return VT_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		sh[i] = pts ? shard_of(p->c, pts[i].id, pts[i].id_len)
+			    : shard_of(p->c, ids[i], lens[i]);
+		p->count[sh[i]]++;
+	}
+	int rc = 0;
+	for (uint32_t s = 0; s < ns && !rc; s++)
+		if (p->count[s] &&
+		    !(p->map[s] = vt_malloc(p->count[s] * sizeof **p->map)))
+			rc = VT_ENOMEM;
+	uint32_t *fill = vt_calloc(ns, sizeof *fill);
+	if (!fill)
+		rc = VT_ENOMEM;
+	for (size_t i = 0; i < n && !rc; i++)
+		p->map[sh[i]][fill[sh[i]]++] = (uint32_t)i;
+	vt_free(fill);
+	vt_free(sh);
+	return rc;
+}
+
+static int check_count(size_t n, const char *what, vt_errmsg *err)
+{
+	if (n == 0)
+		return vt_errmsg_set(err, VT_EINVAL, "%s: empty", what);
+	if (n > VT_COLL_MAX_POINTS)
+		return vt_errmsg_set(err, VT_ELIMIT,
+				     "%s: %zu entries (max %u per request)", what,
+				     n, VT_COLL_MAX_POINTS);
+	return 0;
+}
+
+int vt_coll_upsert(vt_coll *c, const vt_coll_point *pts, size_t n,
+		   vt_coll_write_result *res, vt_errmsg *err)
+{
+	memset(res, 0, sizeof *res);
+	int rc = check_count(n, "points", err);
+	if (rc)
+		return rc;
+	uint32_t dim = c->cfg.shard.dim;
+	for (size_t i = 0; i < n; i++) {
+		if (pts[i].id_len == 0 || pts[i].id_len > 256)
+			return vt_errmsg_set(err, VT_EINVAL,
+					     "points[%zu].id: must be 1..256 "
+					     "bytes",
+					     i);
+		if (!pts[i].vec)
+			return vt_errmsg_set(err, VT_EINVAL,
+					     "points[%zu].vector: missing", i);
+	}
+	struct parts p;
+	if ((rc = parts_init(&p, c)) || (rc = group(&p, NULL, NULL, pts, n))) {
+		parts_free(&p);
+		return vt_errmsg_set(err, rc, "out of memory");
+	}
+	for (uint32_t s = 0; s < c->cfg.shard_count && !rc; s++) {
+		if (!p.count[s])
+			continue;
+		vt_buf *b = &p.cmd[s];
+		rc = vt_cmd_enc_begin(b, VT_CMD_UPSERT, 0, dim);
+		for (uint32_t k = 0; k < p.count[s] && !rc; k++) {
+			const vt_coll_point *pt = &pts[p.map[s][k]];
+			rc = vt_cmd_enc_upsert(b, pt->id, pt->id_len, pt->vec,
+					       dim, pt->payload,
+					       pt->payload ? pt->payload_len : 0);
+		}
+		if (!rc)
+			rc = vt_cmd_enc_end(b, p.count[s]);
+	}
+	if (rc)
+		vt_errmsg_set(err, rc, "encoding: %s", vt_strerror(rc));
+	else
+		rc = parts_run(&p, res, err);
+	parts_free(&p);
+	return rc;
+}
+
+static int id_parts(vt_coll *c, struct parts *p, int type, uint32_t flags,
+		    const char *const *ids, const size_t *lens, size_t n,
+		    const char *payload, size_t plen)
+{
+	int rc = parts_init(p, c);
+	if (!rc)
+		rc = group(p, ids, lens, NULL, n);
+	for (uint32_t s = 0; s < c->cfg.shard_count && !rc; s++) {
+		if (!p->count[s])
+			continue;
+		vt_buf *b = &p->cmd[s];
+		rc = vt_cmd_enc_begin(b, type, flags, 0);
+		for (uint32_t k = 0; k < p->count[s] && !rc; k++) {
+			uint32_t i = p->map[s][k];
+			rc = type == VT_CMD_SET_PAYLOAD
+				     ? vt_cmd_enc_payload(b, ids[i], lens[i],
+							  payload, plen)
+				     : vt_cmd_enc_id(b, ids[i], lens[i]);
+		}
+		if (!rc)
+			rc = vt_cmd_enc_end(b, p->count[s]);
+	}
+	return rc;
+}
+
+static int check_ids(const char *const *ids, const size_t *lens, size_t n,
+		     vt_errmsg *err)
+{
+	int rc = check_count(n, "ids", err);
+	for (size_t i = 0; i < n && !rc; i++)
+		if (!ids[i] || lens[i] == 0 || lens[i] > 256)
+			rc = vt_errmsg_set(err, VT_EINVAL,
+					   "ids[%zu]: must be 1..256 bytes", i);
+	return rc;
+}
+
+int vt_coll_delete_ids(vt_coll *c, const char *const *ids, const size_t *lens,
+		       size_t n, vt_coll_write_result *res, vt_errmsg *err)
+{
+	memset(res, 0, sizeof *res);
+	int rc = check_ids(ids, lens, n, err);
+	if (rc)
+		return rc;
+	struct parts p;
+	rc = id_parts(c, &p, VT_CMD_DELETE_IDS, 0, ids, lens, n, NULL, 0);
+	if (rc)
+		vt_errmsg_set(err, rc, "%s", vt_strerror(rc));
+	else
+		rc = parts_run(&p, res, err);
+	parts_free(&p);
+	return rc;
+}
+
+int vt_coll_delete_filter(vt_coll *c, const char *filter, size_t len,
+			  vt_coll_write_result *res, vt_errmsg *err)
+{
+	memset(res, 0, sizeof *res);
+	vt_filter *f = NULL;
+	int rc = vt_coll_filter_parse(c, filter, len, &f, err);
+	vt_filter_free(f);
+	if (rc)
+		return rc;
+	if (!f)
+		return vt_errmsg_set(err, VT_EINVAL, "filter: empty");
+	struct parts p;
+	rc = parts_init(&p, c);
+	for (uint32_t s = 0; s < c->cfg.shard_count && !rc; s++) {
+		vt_buf *b = &p.cmd[s];
+		if (!(rc = vt_cmd_enc_begin(b, VT_CMD_DELETE_FILTER, 0, 0)) &&
+		    !(rc = vt_cmd_enc_filter(b, filter, len)))
+			rc = vt_cmd_enc_end(b, 0);
+	}
+	if (rc)
+		vt_errmsg_set(err, rc, "%s", vt_strerror(rc));
+	else
+		rc = parts_run(&p, res, err);
+	parts_free(&p);
+	return rc;
+}
+
+int vt_coll_set_payload(vt_coll *c, const char *const *ids, const size_t *lens,
+			size_t n, const char *payload, size_t len, int merge,
+			vt_coll_write_result *res, vt_errmsg *err)
+{
+	memset(res, 0, sizeof *res);
+	int rc = check_ids(ids, lens, n, err);
+	if (rc)
+		return rc;
+	/* Every id must exist: checked up front so no shard applies its
+	 * part when another would refuse (a concurrent delete can still
+	 * race; that shard then reports its id). */
+	vt_coll_results got;
+	if ((rc = vt_coll_get(c, ids, lens, n, 0, 0, &got, err)))
+		return rc;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (k < got.n && got.hits[k].id_len == lens[i] &&
+		    !memcmp(got.hits[k].id, ids[i], lens[i])) {
+			k++;
+			continue;
+		}
+		vt_coll_results_free(&got);
+		return vt_errmsg_set(err, VT_ENOENT,
+				     "ids[%zu]: no point with id \"%.*s\"", i,
+				     (int)(lens[i] > 64 ? 64 : lens[i]), ids[i]);
+	}
+	vt_coll_results_free(&got);
+	struct parts p;
+	rc = id_parts(c, &p, VT_CMD_SET_PAYLOAD, merge ? VT_CMD_MERGE : 0, ids,
+		      lens, n, payload, len);
+	if (rc)
+		vt_errmsg_set(err, rc, "%s", vt_strerror(rc));
+	else
+		rc = parts_run(&p, res, err);
+	parts_free(&p);
+	if (rc && strncmp(err->msg, "points[", 7) == 0)
+		/* set_payload entries are ids, say so */
+		vt_errmsg_prefix(err, rc, "payload");
+	return rc;
+}
+
+/* ---- reads ------------------------------------------------------------------- */
+
+struct results_priv {
+	vt_shard_results *parts;
+	uint32_t n;
+};
+
+void vt_coll_results_free(vt_coll_results *r)
+{
+	if (!r)
+		return;
+	struct results_priv *p = r->priv_;
+	if (p) {
+		for (uint32_t i = 0; i < p->n; i++)
+			vt_shard_results_free(&p->parts[i]);
+		vt_free(p->parts);
+		vt_free(p);
+	}
+	vt_free(r->hits);
+	memset(r, 0, sizeof *r);
+}
+
+static int results_init(vt_coll_results *r, uint32_t nparts)
+{
+	memset(r, 0, sizeof *r);
+	struct results_priv *p = vt_calloc(1, sizeof *p);
+	if (!p)
+		return VT_ENOMEM;
+	p->parts = vt_calloc(nparts, sizeof *p->parts);
+	if (!p->parts) {
+		vt_free(p);
+		return VT_ENOMEM;
+	}
+	p->n = nparts;
+	r->priv_ = p;
+	return 0;
+}
+
+struct get_job {
+	vt_coll *c;
+	struct parts *p;
+	const char *const *ids;
+	const size_t *lens;
+	int with_payload, with_vector;
+	vt_shard_results *out;
+};
+
+static void get_task(void *ctx, size_t s)
+{
+	struct get_job *j = ctx;
+	uint32_t n = j->p->count[s];
+	if (!n)
+		return;
+	const char **ids = vt_malloc(n * sizeof *ids);
+	uint32_t *lens = vt_malloc(n * sizeof *lens);
+	if (!ids || !lens) {
+		j->p->rcs[s] = vt_errmsg_set(&j->p->errs[s], VT_ENOMEM,
+					     "out of memory");
+	} else {
+		for (uint32_t k = 0; k < n; k++) {
+			ids[k] = j->ids[j->p->map[s][k]];
+			lens[k] = (uint32_t)j->lens[j->p->map[s][k]];
+		}
+		j->p->rcs[s] = vt_shard_get(j->c->shards[s], ids, lens, n,
+					    j->with_payload, j->with_vector,
+					    &j->out[s], &j->p->errs[s]);
+	}
+	vt_free(ids);
+	vt_free(lens);
+}
+
+int vt_coll_get(vt_coll *c, const char *const *ids, const size_t *lens,
+		size_t n, int with_payload, int with_vector,
+		vt_coll_results *out, vt_errmsg *err)
+{
+	int rc = results_init(out, c->cfg.shard_count);
+	if (rc)
+		return vt_errmsg_set(err, rc, "out of memory");
+	if ((rc = check_ids(ids, lens, n, err)))
+		return rc;
+	struct parts p;
+	struct results_priv *rp = out->priv_;
+	if ((rc = parts_init(&p, c)) || (rc = group(&p, ids, lens, NULL, n))) {
+		parts_free(&p);
+		return vt_errmsg_set(err, rc, "out of memory");
+	}
+	struct get_job j = {c, &p, ids, lens, with_payload, with_vector,
+			    rp->parts};
+	vt_pool_run(c->db->pool, c->cfg.shard_count, get_task, &j);
+	if ((rc = parts_error(&p, err)))
+		goto out;
+	out->hits = vt_malloc(n * sizeof *out->hits);
+	size_t *next = vt_calloc(c->cfg.shard_count, sizeof *next);
+	if (!out->hits || !next) {
+		vt_free(next);
+		rc = vt_errmsg_set(err, VT_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* Shards return what they found in the order asked: walk the
+	 * request and take each shard's next hit when it is this id. */
+	for (size_t i = 0; i < n; i++) {
+		uint32_t s = shard_of(c, ids[i], lens[i]);
+		vt_shard_results *sr = &rp->parts[s];
+		if (next[s] < sr->n && sr->hits[next[s]].id_len == lens[i] &&
+		    !memcmp(sr->hits[next[s]].id, ids[i], lens[i]))
+			out->hits[out->n++] = sr->hits[next[s]++];
+	}
+	vt_free(next);
+out:
+	parts_free(&p);
+	return rc;
+}
+
+int vt_coll_filter_parse(vt_coll *c, const char *json, size_t len,
+			 vt_filter **out, vt_errmsg *err)
+{
+	*out = NULL;
+	if (!json || len == 0)
+		return 0;
+	int rc = vt_filter_parse(json, len, vt_coll_schema(c), out, err);
+	if (rc && strncmp(err->msg, "filter", 6) != 0)
+		vt_errmsg_prefix(err, rc, "filter");
+	return rc;
+}
+
+void vt_coll_query_default(vt_coll_query *q, const float *vec, uint32_t k)
+{
+	memset(q, 0, sizeof *q);
+	q->vec = vec;
+	q->k = k;
+	q->rescore = -1;
+	q->with_payload = 1;
+	q->wait_ms = 1000;
+}
+
+struct search_job {
+	vt_coll *c;
+	vt_shard_query sq[1]; /* template; min_index set per shard */
+	uint64_t *min_index;
+	vt_shard_results *parts;
+	int *rcs;
+	vt_errmsg *errs;
+	/* streaming */
+	vt_coll_partial_fn partial;
+	void *ud;
+	pthread_mutex_t mu;
+	uint32_t done;
+	int *finished;
+	vt_shard_hit *scratch;
+	uint32_t k;
+	int has_threshold;
+	float threshold;
+	int metric;
+};
+
+static int hit_cmp(const void *a, const void *b)
+{
+	const vt_shard_hit *x = a, *y = b;
+	if (x->dist != y->dist)
+		return x->dist < y->dist ? -1 : 1;
+	return x->label < y->label ? -1 : x->label > y->label;
+}
+
+static int passes_threshold(const struct search_job *j, float score)
+{
+	if (!j->has_threshold)
+		return 1;
+	return j->metric == VT_METRIC_L2 ? score <= j->threshold
+					 : score >= j->threshold;
+}
+
+/* Merges the finished shards' hits into `out` (room for every hit),
+ * best first, top k, threshold applied. Returns the count. */
+static size_t merge(struct search_job *j, vt_shard_hit *out)
+{
+	size_t m = 0;
+	for (uint32_t s = 0; s < j->c->cfg.shard_count; s++) {
+		if (!j->finished[s])
+			continue;
+		for (size_t i = 0; i < j->parts[s].n; i++)
+			if (passes_threshold(j, j->parts[s].hits[i].score))
+				out[m++] = j->parts[s].hits[i];
+	}
+	qsort(out, m, sizeof *out, hit_cmp);
+	return m < j->k ? m : j->k;
+}
+
+static void search_task(void *ctx, size_t s)
+{
+	struct search_job *j = ctx;
+	vt_shard_query q = j->sq[0];
+	q.min_index = j->min_index ? j->min_index[s] : 0;
+	j->rcs[s] = vt_shard_search(j->c->shards[s], &q, &j->parts[s],
+				    &j->errs[s]);
+	if (!j->partial)
+		return;
+	pthread_mutex_lock(&j->mu);
+	j->finished[s] = j->rcs[s] == 0;
+	j->done++;
+	size_t m = merge(j, j->scratch);
+	j->partial(j->ud, j->scratch, m, j->done, j->c->cfg.shard_count);
+	pthread_mutex_unlock(&j->mu);
+}
+
+int vt_coll_search(vt_coll *c, const vt_coll_query *q,
+		   vt_coll_partial_fn partial, void *ud, vt_coll_results *out,
+		   vt_errmsg *err)
+{
+	uint32_t ns = c->cfg.shard_count;
+	int rc = results_init(out, ns);
+	if (rc)
+		return vt_errmsg_set(err, rc, "out of memory");
+	if (q->k < 1 || q->k > VT_COLL_MAX_K)
+		return vt_errmsg_set(err, VT_EINVAL, "top_k: %u (1..%u)", q->k,
+				     VT_COLL_MAX_K);
+	struct results_priv *rp = out->priv_;
+	struct search_job j;
+	memset(&j, 0, sizeof j);
+	j.c = c;
+	vt_shard_query_default(&j.sq[0], q->vec, q->k);
+	j.sq[0].ef = q->ef;
+	j.sq[0].exact = q->exact;
+	j.sq[0].filter = q->filter;
+	j.sq[0].rescore = q->rescore < 0 ? c->cfg.rescore : q->rescore;
+	j.sq[0].oversampling = q->oversampling > 0 ? q->oversampling
+						   : c->cfg.oversampling;
+	j.sq[0].with_payload = q->with_payload;
+	j.sq[0].with_vector = q->with_vector;
+	j.sq[0].wait_ms = q->wait_ms;
+	j.parts = rp->parts;
+	j.partial = partial;
+	j.ud = ud;
+	j.k = q->k;
+	j.has_threshold = q->has_threshold;
+	j.threshold = q->threshold;
+	j.metric = c->cfg.shard.metric;
+	pthread_mutex_init(&j.mu, NULL);
+	j.rcs = vt_calloc(ns, sizeof *j.rcs);
+	j.errs = vt_calloc(ns, sizeof *j.errs);
+	j.finished = vt_calloc(ns, sizeof *j.finished);
+	if (q->strong)
+		j.min_index = vt_calloc(ns, sizeof *j.min_index);
+	size_t room = (size_t)q->k * ns;
+	out->hits = vt_malloc(room * sizeof *out->hits);
+	if (partial)
+		j.scratch = vt_malloc(room * sizeof *j.scratch);
+	if (!j.rcs || !j.errs || !j.finished || !out->hits ||
+	    (q->strong && !j.min_index) || (partial && !j.scratch)) {
+		rc = vt_errmsg_set(err, VT_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (uint32_t s = 0; q->strong && s < ns; s++) {
+		uint64_t indexed;
+		vt_shard_progress(c->shards[s], &j.min_index[s], &indexed);
+	}
+	vt_pool_run(c->db->pool, ns, search_task, &j);
+	for (uint32_t s = 0; s < ns; s++) {
+		if (j.rcs[s]) {
+			rc = vt_errmsg_set(err, j.rcs[s], "%s", j.errs[s].msg);
+			goto out;
+		}
+		j.finished[s] = 1;
+	}
+	out->n = merge(&j, out->hits);
+out:
+	pthread_mutex_destroy(&j.mu);
+	vt_free(j.rcs);
+	vt_free(j.errs);
+	vt_free(j.finished);
+	vt_free(j.min_index);
+	vt_free(j.scratch);
+	return rc;
+}
+
+/* ---- scroll and count ------------------------------------------------------- */
+
+static int cursor_parse(const char *s, uint32_t ns, uint32_t *shard,
+			uint64_t *label)
+{
+	if (!s || !*s) {
+		*shard = 0;
+		*label = 0;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	unsigned long long a = strtoull(s, &end, 10);
+	if (errno || *end != '.' || end == s || a >= ns)
+		return VT_EINVAL;
+	const char *l = end + 1;
+	unsigned long long b = strtoull(l, &end, 10);
+	if (errno || *end || end == l || *l == '-' || *s == '-')
+		return VT_EINVAL;
+	*shard = (uint32_t)a;
+	*label = b;
+	return 0;
+}
+
+int vt_coll_scroll(vt_coll *c, const vt_filter *f, uint32_t limit,
+		   const char *cursor, int with_payload, int with_vector,
+		   vt_coll_results *out, char *next_cursor, vt_errmsg *err)
+{
+	uint32_t ns = c->cfg.shard_count, s;
+	uint64_t from;
+	next_cursor[0] = '\0';
+	int rc = results_init(out, ns);
+	if (rc)
+		return vt_errmsg_set(err, rc, "out of memory");
+	if (limit < 1 || limit > VT_COLL_MAX_POINTS)
+		return vt_errmsg_set(err, VT_EINVAL, "limit: %u (1..%u)", limit,
+				     VT_COLL_MAX_POINTS);
+	if (cursor_parse(cursor, ns, &s, &from))
+		return vt_errmsg_set(err, VT_EINVAL,
+				     "cursor: \"%.40s\" is not a cursor this "
+				     "collection gave",
+				     cursor);
+	struct results_priv *rp = out->priv_;
+	out->hits = vt_malloc(limit * sizeof *out->hits);
+	if (!out->hits)
+		return vt_errmsg_set(err, VT_ENOMEM, "out of memory");
+	for (; s < ns && out->n < limit; s++, from = 0) {
+		uint64_t next;
+		vt_shard_results *sr = &rp->parts[s];
+		rc = vt_shard_scroll(c->shards[s], from,
+				     limit - (uint32_t)out->n, f, with_payload,
+				     with_vector, sr, &next, err);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < sr->n; i++)
+			out->hits[out->n++] = sr->hits[i];
+		if (next) {
+			snprintf(next_cursor, 32, "%u.%llu", s,
+				 (unsigned long long)next);
+			return 0;
+		}
+	}
+	if (out->n == limit && s < ns)
+		snprintf(next_cursor, 32, "%u.0", s);
+	return 0;
+}
+
+struct count_job {
+	vt_coll *c;
+	const vt_filter *f;
+	uint64_t *counts;
+	int *rcs;
+	vt_errmsg *errs;
+};
+
+static void count_task(void *ctx, size_t s)
+{
+	struct count_job *j = ctx;
+	j->rcs[s] = vt_shard_count(j->c->shards[s], j->f, &j->counts[s],
+				   &j->errs[s]);
+}
+
+int vt_coll_count(vt_coll *c, const vt_filter *f, uint64_t *out,
+		  vt_errmsg *err)
+{
+	uint32_t ns = c->cfg.shard_count;
+	struct count_job j = {c, f, vt_calloc(ns, sizeof(uint64_t)),
+			      vt_calloc(ns, sizeof(int)),
+			      vt_calloc(ns, sizeof(vt_errmsg))};
+	int rc = 0;
+	*out = 0;
+	if (!j.counts || !j.rcs || !j.errs)
+		rc = vt_errmsg_set(err, VT_ENOMEM, "out of memory");
+	else
+		vt_pool_run(c->db->pool, ns, count_task, &j);
+	for (uint32_t s = 0; !rc && s < ns; s++) {
+		if (j.rcs[s])
+			rc = vt_errmsg_set(err, j.rcs[s], "%s", j.errs[s].msg);
+		*out += j.counts[s];
+	}
+	vt_free(j.counts);
+	vt_free(j.rcs);
+	vt_free(j.errs);
+	return rc;
+}
