@@ -39,8 +39,13 @@ void vt_arena_destroy(vt_arena *a)
 {
 	if (!a)
 		return;
-	for (struct defer *d = a->defers; d; d = d->next)
+	struct defer *d = a->defers;
+	while (d) {
+		struct defer *n = d->next;
 		d->fn(d->p);
+		vt_free(d);
+		d = n;
+	}
 	struct chunk *c = a->head;
 	while (c) {
 		struct chunk *n = c->next;
