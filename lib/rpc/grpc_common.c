@@ -1,0 +1,210 @@
+/* grpc_common.c: the parts of gRPC both ends need: status names and the
+ * VT_E* mapping, message framing, grpc-timeout, grpc-message encoding.
+ * Not HTTP/2: that is nghttp2's, driven from grpc_server.c/grpc_client.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "rpc/grpc_int.h"
+
+static void *pb_alloc(void *ud, size_t n)
+{
+	(void)ud;
+	return vt_malloc(n ? n : 1);
+}
+
+static void pb_free(void *ud, void *p)
+{
+	(void)ud;
+	vt_free(p);
+}
+
+ProtobufCAllocator vt__grpc_pb_alloc = { pb_alloc, pb_free, NULL };
+
+void vt_grpc_msg_free(ProtobufCMessage *msg)
+{
+	if (msg)
+		protobuf_c_message_free_unpacked(msg, &vt__grpc_pb_alloc);
+}
+
+int vt_grpc_status_from_err(int e)
+{
+	switch (e) {
+	case VT_OK:
+		return VT_GRPC_OK;
+	case VT_EINVAL:
+	case VT_ERANGE:
+		return VT_GRPC_INVALID_ARGUMENT;
+	case VT_ENOENT:
+		return VT_GRPC_NOT_FOUND;
+	case VT_EEXIST:
+		return VT_GRPC_ALREADY_EXISTS;
+	case VT_ETIMEDOUT:
+		return VT_GRPC_DEADLINE_EXCEEDED;
+	case VT_EOVERLOAD:
+	case VT_ELIMIT:
+		return VT_GRPC_RESOURCE_EXHAUSTED;
+	/* Not retryable by waiting on this node: the operator must act (free
+	 * disk, lift read-only), so the client should not spin on it. */
+	case VT_EREADONLY:
+	case VT_ENOSPC:
+		return VT_GRPC_FAILED_PRECONDITION;
+	case VT_ENOTSUP:
+		return VT_GRPC_UNIMPLEMENTED;
+	case VT_ESHUTDOWN:
+	case VT_EBUSY:
+		return VT_GRPC_UNAVAILABLE;
+	case VT_ECANCELED:
+		return VT_GRPC_CANCELLED;
+	case VT_ECORRUPT:
+		return VT_GRPC_DATA_LOSS;
+	default:
+		return VT_GRPC_INTERNAL;
+	}
+}
+
+const char *vt_grpc_status_name(int s)
+{
+	static const char *const names[] = {
+		"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
+		"DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+		"PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+		"FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+		"UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+		"UNAUTHENTICATED",
+	};
+	if (s < 0 || s >= (int)(sizeof names / sizeof names[0]))
+		return "UNKNOWN";
+	return names[s];
+}
+
+int vt__grpc_frame(vt_buf *out, const ProtobufCMessage *msg, const void *raw,
+		   size_t len, size_t max)
+{
+	if (msg)
+		len = protobuf_c_message_get_packed_size(msg);
+	if (len > max || len > UINT32_MAX)
+		return VT_ELIMIT;
+	int rc = vt_buf_reserve(out, 5 + len);
+	if (rc)
+		return rc;
+	uint8_t *p = out->data + out->len;
+	p[0] = 0;
+	p[1] = (uint8_t)(len >> 24);
+	p[2] = (uint8_t)(len >> 16);
+	p[3] = (uint8_t)(len >> 8);
+	p[4] = (uint8_t)len;
+	if (msg)
+		protobuf_c_message_pack(msg, p + 5);
+	else if (len)
+		memcpy(p + 5, raw, len);
+	out->len += 5 + len;
+	return 0;
+}
+
+int vt__grpc_deframe(const uint8_t *p, size_t n, size_t max, int *flags,
+		     const uint8_t **msg, size_t *msg_len)
+{
+	if (n < 5)
+		return 0;
+	size_t len = (size_t)p[1] << 24 | (size_t)p[2] << 16 |
+		     (size_t)p[3] << 8 | p[4];
+	*msg_len = len;
+	if (len > max)
+		return VT_ELIMIT;
+	if (n - 5 < len)
+		return 0;
+	*flags = p[0];
+	*msg = p + 5;
+	return 1;
+}
+
+int vt__grpc_timeout_parse(const char *s, size_t n, uint64_t *ns_out)
+{
+	if (n < 2 || n > 9)
+		return VT_EINVAL;
+	uint64_t v = 0;
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return VT_EINVAL;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	uint64_t mul;
+	switch (s[n - 1]) {
+	case 'H': mul = 3600000000000ull; break;
+	case 'M': mul = 60000000000ull; break;
+	case 'S': mul = 1000000000ull; break;
+	case 'm': mul = 1000000ull; break;
+	case 'u': mul = 1000ull; break;
+	case 'n': mul = 1ull; break;
+	default: return VT_EINVAL;
+	}
+	*ns_out = v > UINT64_MAX / mul ? UINT64_MAX : v * mul;
+	return 0;
+}
+
+void vt__grpc_timeout_format(uint64_t ms, char *out)
+{
+	/* At most 8 digits: switch to a coarser unit when needed. */
+	if (ms <= 99999999ull)
+		snprintf(out, 16, "%llum", (unsigned long long)ms);
+	else if (ms / 1000 <= 99999999ull)
+		snprintf(out, 16, "%lluS", (unsigned long long)(ms / 1000));
+	else
+		snprintf(out, 16, "%lluH",
+			 (unsigned long long)(ms / 3600000 > 99999999ull
+						      ? 99999999ull
+						      : ms / 3600000));
+}
+
+char *vt__grpc_pct_encode(const char *s)
+{
+	size_t n = strlen(s);
+	char *o = vt_malloc(3 * n + 1), *q = o;
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch >= 0x20 && ch <= 0x7e && ch != '%') {
+			*q++ = (char)ch;
+		} else {
+			static const char hex[] = "0123456789ABCDEF";
+			*q++ = '%';
+			*q++ = hex[ch >> 4];
+			*q++ = hex[ch & 15];
+		}
+	}
+	*q = 0;
+	return o;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+char *vt__grpc_pct_decode(const char *s, size_t n)
+{
+	char *o = vt_malloc(n + 1), *q = o;
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		int h, l;
+		/* Bad escapes are kept as they are (the spec says so). */
+		if (s[i] == '%' && i + 2 < n &&
+		    (h = hexval(s[i + 1])) >= 0 && (l = hexval(s[i + 2])) >= 0) {
+			*q++ = (char)(h << 4 | l);
+			i += 2;
+		} else {
+			*q++ = s[i];
+		}
+	}
+	*q = 0;
+	return o;
+}
