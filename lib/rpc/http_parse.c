@@ -785,17 +785,18 @@ int vt_http_respond_hdrs(vt_http_req *req, int status,
 	struct req *r = (struct req *)req;
 	vt__http_conn *c = r->c;
 	assert(c->cur == r && c->state == ST_HANDLER);
-	int head_only = r->head_only;
-	int keep = r->pub.keep_alive;
-	c->cur = NULL;
-	req_free(r);
 	if (c->closing) {
+		c->cur = NULL;
+		req_free(r);
 		maybe_free(c);
 		return VT_ECANCELED;
 	}
-	int close = !keep || c->drain || c->want_close;
+	int close = !r->pub.keep_alive || c->drain || c->want_close;
+	/* the arguments may point into the request: free it after copying */
 	int rc = send_response(c, status, content_type, extra_headers, body,
-			       len, head_only, close);
+			       len, r->head_only, close);
+	c->cur = NULL;
+	req_free(r);
 	if (rc) {
 		conn_close(c);
 		return rc;
