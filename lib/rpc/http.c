@@ -178,7 +178,11 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 		close_handles(s);
 		return;
 	}
-	/* our FIN is out; wait for the peer's (on_read) or the linger timer */
+	/* our response and FIN are out; wait for the peer's FIN (on_read) or
+	 * the linger timer */
+	unsigned ms = s->srv->cfg.opts.read_timeout_ms;
+	uv_timer_start(&s->timer, on_timer, ms < LINGER_MS ? ms : LINGER_MS,
+		       0);
 	if (uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read))
 		close_handles(s);
 }
@@ -187,10 +191,8 @@ static void io_close(void *ud)
 {
 	struct sconn *s = ud;
 	s->closing = 1;
-	/* bounds both a peer that never reads our last response and the
-	 * linger that follows it */
-	unsigned ms = s->srv->cfg.opts.read_timeout_ms;
-	uv_timer_start(&s->timer, on_timer, ms < LINGER_MS ? ms : LINGER_MS,
+	/* bounds a peer that never reads our last response */
+	uv_timer_start(&s->timer, on_timer, s->srv->cfg.opts.read_timeout_ms,
 		       0);
 	uv_read_stop((uv_stream_t *)&s->tcp);
 	s->shut.data = s;

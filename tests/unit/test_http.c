@@ -455,6 +455,43 @@ static void test_pipelined_in_order(void **state)
 	fx_stop(f);
 }
 
+static void test_pipelined_many_and_bytewise(void **state)
+{
+	(void)state;
+	struct fx *f = fx_start(NULL);
+	struct cli c;
+	struct resp r;
+	cli_open(&c, f->port);
+	/* 100 requests in one write: held input, parsed one at a time */
+	static char all[100 * 64];
+	size_t n = 0;
+	for (int i = 0; i < 100; i++)
+		n += (size_t)snprintf(all + n, sizeof all - n,
+				      "GET /info?i=%d HTTP/1.1\r\nHost: t\r\n\r\n",
+				      i);
+	cli_send(&c, all, n);
+	for (int i = 0; i < 100; i++) {
+		char want[64];
+		snprintf(want, sizeof want, "GET /info i=%d 0 ka=1 -", i);
+		assert_int_equal(cli_resp(&c, &r), 0);
+		r.body[r.body_len] = 0;
+		assert_string_equal(r.body, want);
+	}
+	/* one byte per read */
+	const char *req = "POST /echo HTTP/1.1\r\nHost: t\r\n"
+			  "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+	for (const char *p = req; *p; p++) {
+		cli_send(&c, p, 1);
+		if ((p - req) % 8 == 0)
+			sleep_ms(1);
+	}
+	assert_int_equal(cli_resp(&c, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_memory_equal(r.body, "abc", 3);
+	cli_close(&c);
+	fx_stop(f);
+}
+
 static void test_oversized_header(void **state)
 {
 	(void)state;
@@ -789,6 +826,7 @@ int main(void)
 		cmocka_unit_test(test_keep_alive_three),
 		cmocka_unit_test(test_http10_closes),
 		cmocka_unit_test(test_pipelined_in_order),
+		cmocka_unit_test(test_pipelined_many_and_bytewise),
 		cmocka_unit_test(test_oversized_header),
 		cmocka_unit_test(test_oversized_body),
 		cmocka_unit_test(test_malformed),
