@@ -23,6 +23,7 @@
 
 #define META_TRIMMED "shard.trimmed"
 #define RUN_BATCH 4096u /* WAL entries per index run between transactions */
+#define RUN_COPY_BYTES ((size_t)16 << 20) /* vectors copied per run */
 
 void vt__shard_hnsw_params(const vt_shard *s, vt_hnsw_params *p)
 {
@@ -132,19 +133,35 @@ static int run_items(vt_shard *s, struct run_item *items, size_t n)
 	return atomic_load(&r.rc);
 }
 
-/* Reads up to RUN_BATCH WAL entries from (from_index, from_seq) on, stopping
- * after command `target`, and applies them. *from_index, *from_seq get the
- * resume point; *done is set when the WAL holds nothing more up to target. */
+/* Reads up to RUN_BATCH WAL entries (fewer when their vectors would pass
+ * RUN_COPY_BYTES) from (from_index, from_seq) on, stopping after command
+ * `target`, and applies them. *from_index, *from_seq get the resume point;
+ * *done is set when the WAL holds nothing more up to target.
+ *
+ * The vectors are copied out and the read transaction ends before the
+ * inserts: an HNSW insert takes ~0.5 ms, so a transaction held across a
+ * batch would last seconds, and the store's writer cannot grow the map
+ * while any read transaction is open (store.h): apply() stalled for the
+ * whole batch at every growth. */
 static int run_batch(vt_shard *s, uint64_t target, uint64_t *from_index,
 		     uint32_t *from_seq, uint64_t *n_done, int *done)
 {
-	struct run_item *items = vt_malloc(RUN_BATCH * sizeof *items);
+	size_t row = (size_t)s->cfg.dim * sizeof(float);
+	size_t cap = RUN_COPY_BYTES / row;
+	if (cap > RUN_BATCH)
+		cap = RUN_BATCH;
+	if (cap < 1)
+		cap = 1;
+	struct run_item *items = vt_malloc(cap * sizeof *items);
+	float *vecs = vt_malloc(cap * row);
 	vt_store_txn *tx = NULL;
 	vt_store_wal_iter *it = NULL;
 	size_t n = 0;
 	int rc;
-	if (!items)
-		return VT_ENOMEM;
+	if (!items || !vecs) {
+		rc = VT_ENOMEM;
+		goto out;
+	}
 	if ((rc = vt__rd_begin(s, &tx)))
 		goto out;
 	if ((rc = vt_store_wal_iter_open(tx, *from_index, &it)))
@@ -158,28 +175,36 @@ static int run_batch(vt_shard *s, uint64_t target, uint64_t *from_index,
 			break;
 		if (e.index == *from_index && e.seq < *from_seq)
 			continue;
-		if (n == RUN_BATCH) {
+		if (n == cap) {
 			*done = 0;
 			next_index = e.index;
 			next_seq = e.seq;
 			break;
 		}
-		struct run_item *ri = &items[n++];
+		struct run_item *ri = &items[n];
 		ri->label = e.label;
 		ri->vec = NULL;
 		if (e.op == VT_STORE_WAL_UPSERT) {
 			vt_store_point p;
 			rc = vt_store_get_by_label(tx, e.label, &p);
-			if (rc == 0)
-				ri->vec = p.vec;
-			else if (rc == VT_ENOENT)
+			if (rc == 0) {
+				float *v = vecs + n * s->cfg.dim;
+				memcpy(v, p.vec, row);
+				ri->vec = v;
+			} else if (rc == VT_ENOENT) {
 				rc = 0; /* deleted since: deleting is right */
-			else
+			} else {
 				break;
+			}
 		}
+		n++;
 	}
 	if (rc == VT_ENOENT)
 		rc = 0;
+	vt_store_wal_iter_close(it);
+	it = NULL;
+	vt__rd_end(s, tx);
+	tx = NULL;
 	if (!rc)
 		rc = run_items(s, items, n);
 	if (!rc) {
@@ -191,6 +216,7 @@ out:
 	vt_store_wal_iter_close(it);
 	if (tx)
 		vt__rd_end(s, tx);
+	vt_free(vecs);
 	vt_free(items);
 	return rc;
 }
