@@ -4,6 +4,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "base/alloc.h"
 #include "base/hash.h"
@@ -68,19 +71,48 @@ uint32_t vt__quant_encode(const float *x, uint32_t dim, size_t cstride,
 			  float lo, float scale, uint8_t *out, int *exact)
 {
 	float inv = 1.0f / scale;
-	uint32_t sum = 0;
-	int same = 1;
-	for (uint32_t j = 0; j < dim; j++) {
+	uint32_t sum = 0, j = 0;
+	int diff = 0;
+#if defined(__SSE2__)
+	/* Every query is encoded (784 values for Fashion-MNIST) and the scalar
+	 * loop was ~5% of an int8 query; gcc does not vectorise it (the clamp
+	 * stays branches unless -ffinite-math-only). SSE2 is the x86-64
+	 * baseline, so this needs no dispatch. Same operations, same order, so
+	 * the codes are the scalar loop's bit for bit: maxps/minps equal the
+	 * comparisons on finite inputs, cvttps2dq is C's truncation. */
+	const __m128 vlo = _mm_set1_ps(lo), vinv = _mm_set1_ps(inv);
+	const __m128 vscale = _mm_set1_ps(scale), zero = _mm_setzero_ps();
+	const __m128 top = _mm_set1_ps(255.0f), half = _mm_set1_ps(0.5f);
+	__m128i acc = _mm_setzero_si128();
+	__m128 bad = _mm_setzero_ps();
+	for (; j + 4 <= dim; j += 4) {
+		__m128 xv = _mm_loadu_ps(x + j);
+		__m128 c = _mm_mul_ps(_mm_sub_ps(xv, vlo), vinv);
+		c = _mm_min_ps(_mm_max_ps(c, zero), top);
+		__m128i v = _mm_cvttps_epi32(_mm_add_ps(c, half));
+		acc = _mm_add_epi32(acc, v);
+		__m128i b = _mm_packus_epi16(_mm_packs_epi32(v, v), v);
+		int32_t four = _mm_cvtsi128_si32(b);
+		memcpy(out + j, &four, 4);
+		__m128 back = _mm_add_ps(vlo, _mm_mul_ps(_mm_cvtepi32_ps(v), vscale));
+		bad = _mm_or_ps(bad, _mm_cmpneq_ps(back, xv));
+	}
+	uint32_t lanes[4];
+	_mm_storeu_si128((__m128i *)lanes, acc);
+	sum = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+	diff = _mm_movemask_ps(bad) != 0;
+#endif
+	for (; j < dim; j++) {
 		/* clamp, then round half up: branch-free and inlined, unlike
 		 * nearbyintf; exact for the integer data that maps 1:1 */
 		float c = (x[j] - lo) * inv;
 		c = c < 0.0f ? 0.0f : c > 255.0f ? 255.0f : c;
 		out[j] = (uint8_t)(c + 0.5f);
 		sum += out[j];
-		same &= lo + (float)out[j] * scale == x[j];
+		diff |= lo + (float)out[j] * scale != x[j];
 	}
 	memset(out + dim, 0, cstride - dim);
 	if (exact)
-		*exact = same;
+		*exact = !diff;
 	return sum;
 }

@@ -6,7 +6,8 @@
  *   static inline __m512i l2_acc(__m512i acc, __m512i x, __m512i y);
  *   static inline __m512i dot_acc(__m512i acc, __m512i x, __m512i y);
  * taking 32 widened (16-bit) elements each, and gets the static kernels
- * l2sq_u8, dot_u8, l2sq_u8_x4, dot_u8_x4, l2sq_i8, dot_i8 and cos_i8.
+ * l2sq_u8, dot_u8, l2sq_u8_x4, dot_u8_x4, l2sq_i8, dot_i8 and cos_i8
+ * (dot_u8 and dot_u8_x4 only without VT__K512_OWN_DOT_U8).
  *
  * Scheme: widen 32 bytes to 32 words (vpmovzxbw / vpmovsxbw), accumulate
  * pairs into 32-bit lanes. A masked load zero-fills the tail of both
@@ -118,11 +119,15 @@ static inline __m512i ldm_i8(__mmask32 m, const int8_t *p)
 	}
 
 VT__K512_PAIR(l2sq_u8, uint8_t, ld_u8, ldm_u8, l2_acc)
-VT__K512_PAIR(dot_u8, uint8_t, ld_u8, ldm_u8, dot_acc)
 VT__K512_PAIR(l2sq_i8, int8_t, ld_i8, ldm_i8, l2_acc)
 VT__K512_PAIR(dot_i8_u, int8_t, ld_i8, ldm_i8, dot_acc)
 VT__K512_X4(l2sq_u8_x4, l2_acc)
+/* An including file with a better unsigned dot product (VNNI's vpdpbusd
+ * on bytes) defines VT__K512_OWN_DOT_U8 and its own dot_u8, dot_u8_x4. */
+#ifndef VT__K512_OWN_DOT_U8
+VT__K512_PAIR(dot_u8, uint8_t, ld_u8, ldm_u8, dot_acc)
 VT__K512_X4(dot_u8_x4, dot_acc)
+#endif
 
 /* Wrapping lane sums give the two's-complement total: exact in int32. */
 static int32_t dot_i8(const int8_t *a, const int8_t *b, size_t n)
