@@ -67,10 +67,13 @@ struct vt_grpc_ccall {
 	char *msg;
 	int http_status;
 	int done;
+	int retried;
 };
 
 static void cconn_flush(struct cconn *c);
 static void cconn_close(struct cconn *c);
+static int cconn_new(vt_grpc_client *cl, struct cconn **out);
+static int ccall_submit(struct cconn *c, struct vt_grpc_ccall *call);
 
 void vt_grpc_client_opts_default(vt_grpc_client_opts *o)
 {
@@ -295,6 +298,56 @@ static int cb_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t sid,
 	return 0;
 }
 
+/* Puts `call` on the client's current connection (opening one if needed),
+ * submitting it if that connection is ready. Ends the call on failure. */
+static void ccall_attach(vt_grpc_client *cl, struct vt_grpc_ccall *call)
+{
+	struct cconn *c = cl->cur;
+	if (!c) {
+		if (cconn_new(cl, &c)) {
+			ccall_done(call, VT_GRPC_UNAVAILABLE, "out of memory");
+			return;
+		}
+		/* A synchronous failure already closed it. */
+		cl->cur = c->closing ? NULL : c;
+	}
+	if (c->closing) {
+		ccall_done(call, VT_GRPC_UNAVAILABLE,
+			   "cannot connect (address or socket error)");
+		return;
+	}
+	call->conn = c;
+	call->next = c->calls;
+	if (c->calls)
+		c->calls->prev = call;
+	c->calls = call;
+	if (c->state == C_READY) {
+		if (ccall_submit(c, call)) {
+			ccall_done(call, VT_GRPC_INTERNAL,
+				   "cannot submit the request");
+			return;
+		}
+		cconn_flush(c);
+	}
+}
+
+/* A refused stream was not processed by the server (GOAWAY, RFC 9113
+ * §8.7), so it is safe to send it again, once, on a fresh connection. */
+static void ccall_retry(struct vt_grpc_ccall *call)
+{
+	vt_grpc_client *cl = call->conn->cl;
+	unlink_call(call);
+	call->retried = 1;
+	call->sid = 0;
+	call->req_off = 0;
+	vt_buf_reset(&call->in);
+	call->status = -1;
+	call->http_status = 0;
+	vt_free(call->msg);
+	call->msg = NULL;
+	ccall_attach(cl, call);
+}
+
 static int http_to_grpc(int http)
 {
 	switch (http) {
@@ -323,6 +376,9 @@ static int cb_stream_close(nghttp2_session *ng, int32_t sid, uint32_t err,
 	} else if (call->http_status && call->http_status != 200) {
 		snprintf(buf, sizeof buf, "HTTP status %d", call->http_status);
 		ccall_done(call, http_to_grpc(call->http_status), buf);
+	} else if (err == NGHTTP2_REFUSED_STREAM && !call->retried &&
+		   !call->http_status && !call->conn->cl->closing) {
+		ccall_retry(call);
 	} else if (err == NGHTTP2_REFUSED_STREAM) {
 		ccall_done(call, VT_GRPC_UNAVAILABLE,
 			   "stream refused by the server (retry)");
@@ -740,15 +796,6 @@ int vt_grpc_client_call(vt_grpc_client *cl, const char *path,
 	}
 	if (o && o->timeout_ms)
 		vt__grpc_timeout_format(o->timeout_ms, call->timeout);
-	struct cconn *c = cl->cur;
-	if (!c) {
-		if ((rc = cconn_new(cl, &c))) {
-			ccall_free(call);
-			return rc;
-		}
-		/* A synchronous failure already removed it. */
-		cl->cur = c->closing ? NULL : c;
-	}
 	if (o && o->timeout_ms) {
 		uv_timer_init(cl->loop, &call->dl);
 		call->dl.data = call;
@@ -757,26 +804,6 @@ int vt_grpc_client_call(vt_grpc_client *cl, const char *path,
 	}
 	if (out)
 		*out = call;
-	if (c->closing) {
-		/* Fail asynchronously? The contract says on_done will run;
-		 * run it now, before returning, as for cancel. */
-		call->conn = NULL;
-		ccall_done(call, VT_GRPC_UNAVAILABLE,
-			   "cannot connect (address or socket error)");
-		return 0;
-	}
-	call->conn = c;
-	call->next = c->calls;
-	if (c->calls)
-		c->calls->prev = call;
-	c->calls = call;
-	if (c->state == C_READY) {
-		if (ccall_submit(c, call)) {
-			ccall_done(call, VT_GRPC_INTERNAL,
-				   "cannot submit the request");
-			return 0;
-		}
-		cconn_flush(c);
-	}
+	ccall_attach(cl, call);
 	return 0;
 }

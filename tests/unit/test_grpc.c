@@ -712,6 +712,48 @@ static void test_keepalive_and_limits(void **state)
 	run_until(e, &closed, 1);
 }
 
+/* Calls sent before the server's SETTINGS arrive go over its stream limit
+ * and are refused (REFUSED_STREAM); the client sends them again. */
+static void test_refused_stream_retry(void **state)
+{
+	struct env *e = *state;
+	vt_grpc_server_opts o;
+	vt_grpc_server_opts_default(&o);
+	o.max_concurrent_streams = 1;
+	vt_grpc_server *s2;
+	vt_errmsg err;
+	assert_int_equal(vt_grpc_server_new(&e->loop, &o, &s2), 0);
+	assert_int_equal(vt_test_echo_register(s2, &e->loop), 0);
+	assert_int_equal(vt_grpc_server_listen(s2, "127.0.0.1", 0, &err), 0);
+	vt_grpc_client *c2;
+	assert_int_equal(vt_grpc_client_new(&e->loop, "127.0.0.1",
+					    vt_grpc_server_port(s2), NULL, &c2),
+			 0);
+	enum { N = 5 };
+	struct res r[N] = { 0 };
+	int done = 0;
+	Vt__Test__EchoRequest rq = VT__TEST__ECHO_REQUEST__INIT;
+	rq.has_delay_ms = 1;
+	rq.delay_ms = 20;
+	for (int i = 0; i < N; i++) {
+		r[i].counter = &done;
+		r[i].in_order = 1;
+		assert_int_equal(vt_grpc_client_call(
+					 c2, "/vt.test.Echo/Say", &rq.base,
+					 NULL, 0,
+					 &vt__test__echo_reply__descriptor, NULL,
+					 on_msg, on_done, &r[i], NULL),
+				 0);
+	}
+	run_until(e, &done, N);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(r[i].status, VT_GRPC_OK);
+	vt_grpc_client_close(c2);
+	int closed = 0;
+	vt_grpc_server_close(s2, 100, srv_done, &closed);
+	run_until(e, &closed, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -736,6 +778,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_content_type_415, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_keepalive_and_limits,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_stream_retry,
 						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
