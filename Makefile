@@ -19,7 +19,7 @@ build: deps $(BUILD)/release/CMakeCache.txt
 	cmake --build $(BUILD)/release -j$(JOBS)
 
 run: build
-	$(BUILD)/release/services/vectron/vectron demo
+	$(BUILD)/release/services/vectron/vectron serve
 
 test: deps test-release test-asan test-tsan test-fuzz
 	@echo "make test: all suites passed"

@@ -415,6 +415,27 @@ void vt_db_close(vt_db *db)
 	vt_free(db);
 }
 
+int vt_db_checkpoint(vt_db *db, vt_errmsg *err)
+{
+	vt_coll **all;
+	size_t n;
+	int rc = vt_db_list(db, &all, &n), first = 0;
+	if (rc)
+		return vt_errmsg_set(err, rc, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		for (uint32_t s = 0; s < all[i]->cfg.shard_count; s++) {
+			vt_errmsg e = {{0}};
+			rc = vt_shard_checkpoint(all[i]->shards[s], &e);
+			if (rc && !first)
+				first = vt_errmsg_set(err, rc, "%s/%u: %s",
+						      all[i]->cfg.name, s, e.msg);
+		}
+		vt_coll_release(all[i]);
+	}
+	vt_free(all);
+	return first;
+}
+
 int vt_db_create(vt_db *db, const vt_coll_config *in, vt_errmsg *err)
 {
 	vt_coll_config cfg = *in;

@@ -50,9 +50,14 @@ VT_API void vt_db_opts_default(vt_db_opts *o);
 VT_API int vt_db_open(const char *dir, const vt_db_opts *o, vt_db **out,
 		      vt_errmsg *err);
 
-/* Closes every collection; collections still referenced are closed when
- * their last reference goes. NULL is a no-op. */
+/* Closes every collection. No request may be in flight (a collection a
+ * request still references is closed when it releases it, but the pool is
+ * gone by then). NULL is a no-op. */
 VT_API void vt_db_close(vt_db *db);
+
+/* Saves every shard's index snapshot (vt_shard_checkpoint), so the next
+ * open replays nothing; for a clean shutdown. Returns the first error. */
+VT_API int vt_db_checkpoint(vt_db *db, vt_errmsg *err);
 
 /* Creates a collection (its directory appears atomically). Errors:
  * VT_EINVAL (bad name or config, the field named), VT_EEXIST, VT_ELIMIT,

@@ -1,10 +1,11 @@
-/* main.c: the `vectron` command. Today it runs the engine demo; the
- * server (`vectron serve`) and admin commands arrive with the RPC issue.
+/* main.c: the `vectron` command: the server (`vectron serve`) and the
+ * engine demo.
  * Thin by design: parsing and wiring only, the work lives in lib/. */
 #include <stdio.h>
 #include <string.h>
 
 #include "demo.h"
+#include "serve.h"
 
 static void usage(FILE *f)
 {
@@ -12,6 +13,8 @@ static void usage(FILE *f)
 		"usage: vectron <command> [options]\n"
 		"\n"
 		"commands:\n"
+		"  serve     run the database: REST on 8080, gRPC on 8081, data in\n"
+		"            ./data (vectron serve --help lists every setting)\n"
 		"  demo      build an HNSW index over Fashion-MNIST and report\n"
 		"            recall and queries per second (vectron demo --help)\n"
 		"  version   print the version\n"
@@ -25,6 +28,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = argv[1];
+	if (!strcmp(cmd, "serve"))
+		return vt_cli_serve(argc - 1, argv + 1);
 	if (!strcmp(cmd, "demo"))
 		return vt_cli_demo(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

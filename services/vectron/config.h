@@ -1,0 +1,38 @@
+/* config.h: every setting of `vectron serve` in one table: its default,
+ * its environment variable, its flag, and what it does. Sources, later
+ * ones winning: defaults, the config file (--config or VECTRON_CONFIG;
+ * lines "name = value", '#' comments), the environment, the flags.
+ * `vectron serve --help` prints the table. */
+#ifndef VT_VECTRON_CONFIG_H
+#define VT_VECTRON_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct vt_serve_config {
+	char data_dir[1024];
+	char host[256];
+	int rest_port;
+	int grpc_port;
+	int threads;            /* 0 = online CPUs */
+	int shards;             /* default shard_count, 0 = online CPUs */
+	int timeout_ms;
+	long long max_body_bytes;
+	long long max_message_bytes;
+	char log_level[16];
+	char cors_origin[256];
+	long long snapshot_entries;
+	long long queue_max;
+	int queue_wait_ms;
+	int shutdown_grace_ms;
+} vt_serve_config;
+
+/* Fills defaults, then applies file, environment and argv (argv[0] is the
+ * subcommand). Returns 0, 1 when --help was printed, or -1 with the reason
+ * on stderr. */
+int vt_serve_config_load(vt_serve_config *c, int argc, char **argv);
+
+/* Prints the table with each setting's current value. */
+void vt_serve_config_print(const vt_serve_config *c, FILE *out);
+
+#endif

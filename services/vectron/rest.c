@@ -1,0 +1,125 @@
+/* rest.c: the REST route table and its matcher (rest.h). */
+#include "rest.h"
+
+#include <string.h>
+
+static const vt_rest_route routes[] = {
+	{"GET", "/health", NULL, VT_REST_HEALTH, 0},
+	{"GET", "/v1/health", NULL, VT_REST_HEALTH, 0},
+	{"GET", "/ready", NULL, VT_REST_READY, 0},
+	{"GET", "/metrics", NULL, VT_REST_METRICS, 0},
+	{"POST", "/v1/collections", "CreateCollection", 0, 0},
+	{"GET", "/v1/collections", "ListCollections", 0, 0},
+	{"GET", "/v1/collections/{name}", "GetCollection", 0, 0},
+	{"GET", "/v1/collections/{name}/status", "GetCollection", 0, 0},
+	{"DELETE", "/v1/collections/{name}", "DeleteCollection", 0, 0},
+	{"POST", "/v1/collections/{collection}/points", "Upsert", 0, 0},
+	{"PUT", "/v1/collections/{collection}/points", "Upsert", 0, 0},
+	{"POST", "/v1/collections/{collection}/points/get", "Get", 0, 0},
+	{"GET", "/v1/collections/{collection}/points/{id}", "Get", 0, 1},
+	{"DELETE", "/v1/collections/{collection}/points/{id}", "Delete", 0, 0},
+	{"POST", "/v1/collections/{collection}/points/delete", "Delete", 0, 0},
+	{"POST", "/v1/collections/{collection}/points/payload", "SetPayload", 0,
+	 0},
+	{"POST", "/v1/collections/{collection}/points/scroll", "Scroll", 0, 0},
+	{"POST", "/v1/collections/{collection}/points/count", "Count", 0, 0},
+	{"POST", "/v1/collections/{collection}/points/search", "Search", 0, 0},
+	{"POST", "/v1/collections/{collection}/points/search/batch",
+	 "SearchBatch", 0, 0},
+};
+
+#define N (sizeof routes / sizeof routes[0])
+
+const vt_rest_route *vt_rest_routes(size_t *n)
+{
+	*n = N;
+	return routes;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decodes one segment into out (cap bytes, NUL-terminated). */
+static int decode_seg(const char *s, size_t len, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (c == '%') {
+			int h, l;
+			if (i + 2 >= len || (h = hexval(s[i + 1])) < 0 ||
+			    (l = hexval(s[i + 2])) < 0)
+				return -1;
+			c = (char)(h * 16 + l);
+			if (c == '\0')
+				return -1;
+			i += 2;
+		}
+		if (o + 1 >= cap)
+			return -1;
+		out[o++] = c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* Matches one pattern; 1 on a fit (m filled), 0 otherwise, -1 bad input. */
+static int fit(const char *pat, const char *path, vt_rest_match *m)
+{
+	m->n = 0;
+	while (*pat && *path) {
+		if (*pat != '/' || *path != '/')
+			return 0;
+		pat++;
+		path++;
+		const char *pe = strchr(pat, '/'), *se = strchr(path, '/');
+		size_t pl = pe ? (size_t)(pe - pat) : strlen(pat);
+		size_t sl = se ? (size_t)(se - path) : strlen(path);
+		if (pl && pat[0] == '{') {
+			if (sl == 0 || m->n == VT_REST_MAX_PARAMS)
+				return 0;
+			size_t nl = pl - 2; /* "{name}" */
+			if (nl >= sizeof m->name[0])
+				return 0;
+			memcpy(m->name[m->n], pat + 1, nl);
+			m->name[m->n][nl] = '\0';
+			if (decode_seg(path, sl, m->value[m->n],
+				       sizeof m->value[m->n]))
+				return -1;
+			m->n++;
+		} else if (pl != sl || strncmp(pat, path, pl)) {
+			return 0;
+		}
+		pat += pl;
+		path += sl;
+	}
+	return !*pat && (!*path || !strcmp(path, "/"));
+}
+
+int vt_rest_match_route(const char *verb, const char *path, vt_rest_match *m)
+{
+	int path_fits = 0;
+	for (size_t i = 0; i < N; i++) {
+		vt_rest_match t;
+		int r = fit(routes[i].pattern, path, &t);
+		if (r < 0)
+			return 400;
+		if (!r)
+			continue;
+		path_fits = 1;
+		if (strcmp(routes[i].verb, verb))
+			continue;
+		*m = t;
+		m->route = &routes[i];
+		return 0;
+	}
+	return path_fits ? 405 : 404;
+}

@@ -1,0 +1,617 @@
+/* serve.c: `vectron serve` (serve.h). The loop thread only parses framing
+ * and routes; every request is decoded, run and encoded on libuv's thread
+ * pool, and the answer goes back on the loop. SIGTERM/SIGINT: stop
+ * accepting, let requests in flight finish (shutdown_grace_ms), save every
+ * shard's index snapshot, close. */
+#include "serve.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "api/api.h"
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/pool.h"
+#include "config.h"
+#include "rest.h"
+#include "rpc/grpc.h"
+#include "rpc/http.h"
+#include "rpc/json.h"
+#include "rpc/pbjson.h"
+
+struct server {
+	uv_loop_t *loop;
+	vt_serve_config cfg;
+	vt_db *db;
+	vt_api *api;
+	vt_http_server *http;
+	vt_grpc_server *grpc;
+	uv_signal_t sigterm, sigint;
+	int stopping;
+	struct grpc_route *routes; /* one per API method */
+};
+
+struct grpc_route {
+	struct server *srv;
+	const vt_api_method *method;
+};
+
+static uint64_t deadline_from(const struct server *s, uint64_t asked)
+{
+	if (asked)
+		return asked;
+	return vt_clock_mono_ns() + (uint64_t)s->cfg.timeout_ms * 1000000u;
+}
+
+/* ---- REST ---------------------------------------------------------------------- */
+
+struct rest_job {
+	uv_work_t work;
+	struct server *srv;
+	vt_http_req *req;
+	vt_rest_match m;
+	const vt_api_method *method;
+	int status;
+	const char *code;       /* error code name, NULL on success */
+	vt_errmsg err;
+	const char *ctype;
+	vt_buf out;
+};
+
+/* GET query "a=1&b=true&c=x" as a JSON object text in `b`. */
+static int query_json(const char *q, vt_buf *b)
+{
+	vt_json_writer w;
+	vt_json_w_init(&w, b);
+	vt_json_w_obj_begin(&w);
+	while (q && *q) {
+		const char *amp = strchr(q, '&');
+		size_t len = amp ? (size_t)(amp - q) : strlen(q);
+		const char *eq = memchr(q, '=', len);
+		if (eq) {
+			char v[256];
+			size_t vl = len - (size_t)(eq - q) - 1;
+			if (vl >= sizeof v)
+				return VT_EINVAL;
+			memcpy(v, eq + 1, vl);
+			v[vl] = '\0';
+			vt_json_w_key(&w, q, (size_t)(eq - q));
+			char *end;
+			double d = strtod(v, &end);
+			(void)d;
+			if (!strcmp(v, "true") || !strcmp(v, "false"))
+				vt_json_w_bool(&w, v[0] == 't');
+			else if (vl && !*end)
+				vt_json_w_raw(&w, v, vl);
+			else
+				vt_json_w_str(&w, v, vl);
+		}
+		q = amp ? amp + 1 : NULL;
+	}
+	vt_json_w_obj_end(&w);
+	return vt_json_w_finish(&w);
+}
+
+static void rest_fail(struct rest_job *j, int rc)
+{
+	vt_api_status st = vt_api_status_of(rc);
+	j->status = st.http;
+	j->code = st.name;
+	if (!j->err.msg[0])
+		vt_errmsg_set(&j->err, rc, "%s", vt_strerror(rc));
+}
+
+/* Puts the path parameters into the request message. */
+static int apply_params(struct rest_job *j, vt_arena *a, ProtobufCMessage *msg)
+{
+	for (int i = 0; i < j->m.n; i++) {
+		const char *name = j->m.name[i];
+		char *v = vt_arena_strndup(a, j->m.value[i],
+					   strlen(j->m.value[i]));
+		if (!v)
+			return vt_errmsg_set(&j->err, VT_ENOMEM, "out of memory");
+		if (!strcmp(name, "id")) {
+			/* GET/DELETE .../points/{id}: ids = [id] */
+			const ProtobufCFieldDescriptor *f =
+				protobuf_c_message_descriptor_get_field_by_name(
+					msg->descriptor, "ids");
+			char **arr = vt_arena_alloc(a, sizeof *arr);
+			if (!f || !arr)
+				return vt_errmsg_set(&j->err, VT_EINTERNAL,
+						     "route without ids");
+			arr[0] = v;
+			*(size_t *)((char *)msg + f->quantifier_offset) = 1;
+			*(char ***)((char *)msg + f->offset) = arr;
+			continue;
+		}
+		const ProtobufCFieldDescriptor *f =
+			protobuf_c_message_descriptor_get_field_by_name(
+				msg->descriptor, name);
+		const char *body = f ? *(char **)((char *)msg + f->offset) : NULL;
+		if (body && *body && strcmp(body, v))
+			return vt_errmsg_set(&j->err, VT_EINVAL,
+					     "%s: the body says \"%.64s\", the "
+					     "path \"%.64s\"",
+					     name, body, v);
+		if (vt_pbjson_set_string(msg, name, v))
+			return vt_errmsg_set(&j->err, VT_EINTERNAL,
+					     "route parameter %s", name);
+	}
+	return 0;
+}
+
+static void rest_api(struct rest_job *j)
+{
+	struct server *s = j->srv;
+	vt_arena *a = vt_arena_create(0);
+	vt_json_doc *doc = NULL;
+	vt_buf q;
+	vt_buf_init(&q, 1u << 16);
+	int rc;
+	if (!a) {
+		rest_fail(j, VT_ENOMEM);
+		return;
+	}
+	const void *body = j->req->body;
+	size_t len = j->req->body_len;
+	if (!len && j->req->query[0]) {
+		if ((rc = query_json(j->req->query, &q))) {
+			vt_errmsg_set(&j->err, VT_EINVAL, "query: malformed");
+			goto fail;
+		}
+		body = q.data;
+		len = q.len;
+	} else if (!len) {
+		body = "{}";
+		len = 2;
+	}
+	vt_json_opts jo = {.max_bytes = (size_t)s->cfg.max_body_bytes};
+	if ((rc = vt_json_parse(body, len, &jo, &doc, NULL, &j->err))) {
+		vt_errmsg_prefix(&j->err, rc, "body");
+		if (rc != VT_ENOMEM && rc != VT_ELIMIT)
+			rc = VT_EINVAL;
+		goto fail;
+	}
+	ProtobufCMessage *msg, *resp;
+	if ((rc = vt_pbjson_decode(vt_json_root(doc), j->method->input, a, &msg,
+				   &j->err)) ||
+	    (rc = apply_params(j, a, msg)))
+		goto fail;
+	vt_api_ctx cx = {a, deadline_from(s, 0), NULL, NULL};
+	if ((rc = vt_api_call(s->api, j->method, &cx, msg, &resp, &j->err)))
+		goto done;
+	if (j->m.route->single &&
+	    ((Vectron__V1__GetResponse *)resp)->n_points == 0) {
+		rc = vt_errmsg_set(&j->err, VT_ENOENT,
+				   "point \"%.200s\" not found", j->m.value[1]);
+		goto done;
+	}
+	vt_json_writer w;
+	vt_json_w_init(&w, &j->out);
+	vt_pbjson_encode(resp, &w);
+	if ((rc = vt_json_w_finish(&w)))
+		vt_errmsg_set(&j->err, rc, "encoding the response: %s",
+			      vt_strerror(rc));
+	j->status = 200;
+	goto done;
+fail:
+	/* refused before the method ran: count it */
+	vt_api_observe(s->api, j->method, rc, 0);
+done:
+	if (rc)
+		rest_fail(j, rc);
+	vt_json_doc_free(doc);
+	vt_buf_free(&q);
+	vt_arena_destroy(a); /* after encoding: the response lives in it */
+}
+
+static void rest_work(uv_work_t *w)
+{
+	struct rest_job *j = w->data;
+	if (j->m.route->special == VT_REST_METRICS) {
+		int rc = vt_api_metrics(j->srv->api, &j->out);
+		j->ctype = "text/plain; version=0.0.4";
+		if (rc)
+			rest_fail(j, rc);
+		else
+			j->status = 200;
+		return;
+	}
+	rest_api(j);
+}
+
+static void rest_done(uv_work_t *w, int status)
+{
+	struct rest_job *j = w->data;
+	(void)status;
+	if (j->code)
+		vt_http_respond_error(j->req, j->status, j->code, "%s",
+				      j->err.msg);
+	else
+		vt_http_respond(j->req, j->status, j->ctype, j->out.data,
+				j->out.len);
+	vt_buf_free(&j->out);
+	vt_free(j);
+}
+
+static void on_http(void *ud, vt_http_req *req)
+{
+	struct server *s = ud;
+	vt_rest_match m;
+	int r = vt_rest_match_route(req->method, req->path, &m);
+	if (r == 404) {
+		vt_api_observe(s->api, NULL, VT_ENOENT, 0);
+		vt_http_respond_error(req, 404, "NOT_FOUND",
+				      "no route for %s %.200s", req->method,
+				      req->path);
+		return;
+	}
+	if (r) {
+		vt_http_respond_error(req, r, r == 405 ? "UNIMPLEMENTED"
+						       : "INVALID_ARGUMENT",
+				      r == 405 ? "%s is not allowed on %.200s"
+					       : "%s %.200s: bad path",
+				      req->method, req->path);
+		return;
+	}
+	if (m.route->special == VT_REST_HEALTH) {
+		char body[128];
+		int n = snprintf(body, sizeof body,
+				 "{\"status\":\"ok\",\"version\":\"%s\"}",
+				 VT_VERSION);
+		vt_http_respond(req, 200, "application/json", body, (size_t)n);
+		return;
+	}
+	if (m.route->special == VT_REST_READY) {
+		if (s->stopping)
+			vt_http_respond_error(req, 503, "UNAVAILABLE",
+					      "shutting down");
+		else
+			vt_http_respond(req, 200, "application/json",
+					"{\"ready\":true}", 14);
+		return;
+	}
+	struct rest_job *j = vt_calloc(1, sizeof *j);
+	if (!j) {
+		vt_http_respond_error(req, 500, "INTERNAL", "out of memory");
+		return;
+	}
+	j->srv = s;
+	j->req = req;
+	j->m = m;
+	j->ctype = "application/json";
+	j->method = m.route->method ? vt_api_method_find(m.route->method) : NULL;
+	vt_buf_init(&j->out, (size_t)1 << 31);
+	j->work.data = j;
+	if (uv_queue_work(s->loop, &j->work, rest_work, rest_done)) {
+		vt_free(j);
+		vt_http_respond_error(req, 503, "UNAVAILABLE", "cannot queue");
+	}
+}
+
+/* ---- gRPC ---------------------------------------------------------------------- */
+
+struct frame {
+	struct frame *next;
+	size_t len;
+	uint8_t data[];
+};
+
+struct grpc_job {
+	uv_work_t work;
+	uv_async_t async;     /* streaming: wakes the loop to send frames */
+	struct server *srv;
+	vt_grpc_call *call;
+	const vt_api_method *method;
+	int rc;
+	vt_errmsg err;
+	uint8_t *reply;
+	size_t reply_len;
+	pthread_mutex_t mu;   /* frames */
+	struct frame *head, *tail;
+	atomic_int cancelled;
+};
+
+static void send_frames(struct grpc_job *j)
+{
+	pthread_mutex_lock(&j->mu);
+	struct frame *f = j->head;
+	j->head = j->tail = NULL;
+	pthread_mutex_unlock(&j->mu);
+	while (f) {
+		struct frame *n = f->next;
+		if (!atomic_load(&j->cancelled))
+			vt_grpc_call_send_bytes(j->call, f->data, f->len);
+		vt_free(f);
+		f = n;
+	}
+}
+
+static void on_async(uv_async_t *a)
+{
+	send_frames(a->data);
+}
+
+static int on_stream_msg(void *ud, const ProtobufCMessage *msg)
+{
+	struct grpc_job *j = ud;
+	if (atomic_load(&j->cancelled))
+		return 1;
+	size_t n = protobuf_c_message_get_packed_size(msg);
+	struct frame *f = vt_malloc(sizeof *f + n);
+	if (!f)
+		return 1;
+	f->next = NULL;
+	f->len = protobuf_c_message_pack(msg, f->data);
+	pthread_mutex_lock(&j->mu);
+	if (j->tail)
+		j->tail->next = f;
+	else
+		j->head = f;
+	j->tail = f;
+	pthread_mutex_unlock(&j->mu);
+	uv_async_send(&j->async);
+	return 0;
+}
+
+static void on_cancel(vt_grpc_call *c, void *ud)
+{
+	(void)c;
+	struct grpc_job *j = ud;
+	atomic_store(&j->cancelled, 1);
+}
+
+static void grpc_work(uv_work_t *w)
+{
+	struct grpc_job *j = w->data;
+	vt_arena *a = vt_arena_create(0);
+	if (!a) {
+		j->rc = vt_errmsg_set(&j->err, VT_ENOMEM, "out of memory");
+		return;
+	}
+	vt_api_ctx cx = {a,
+			 deadline_from(j->srv, vt_grpc_call_deadline_ns(j->call)),
+			 j->method->streaming ? on_stream_msg : NULL, j};
+	ProtobufCMessage *resp;
+	j->rc = vt_api_call(j->srv->api, j->method, &cx,
+			    vt_grpc_call_request(j->call), &resp, &j->err);
+	if (!j->rc && resp) {
+		size_t n = protobuf_c_message_get_packed_size(resp);
+		j->reply = vt_malloc(n ? n : 1);
+		if (!j->reply)
+			j->rc = vt_errmsg_set(&j->err, VT_ENOMEM, "out of memory");
+		else
+			j->reply_len = protobuf_c_message_pack(resp, j->reply);
+	}
+	vt_arena_destroy(a);
+}
+
+static void grpc_job_free(uv_handle_t *h)
+{
+	struct grpc_job *j = h->data;
+	pthread_mutex_destroy(&j->mu);
+	vt_free(j->reply);
+	vt_free(j);
+}
+
+static void grpc_done(uv_work_t *w, int status)
+{
+	struct grpc_job *j = w->data;
+	(void)status;
+	if (j->method->streaming)
+		send_frames(j);
+	if (j->rc)
+		vt_grpc_call_finish(j->call, vt_api_status_of(j->rc).grpc,
+				    j->err.msg);
+	else if (j->method->streaming)
+		vt_grpc_call_finish(j->call, VT_GRPC_OK, NULL);
+	else
+		vt_grpc_call_reply_bytes(j->call, j->reply, j->reply_len);
+	if (j->method->streaming) {
+		uv_close((uv_handle_t *)&j->async, grpc_job_free);
+	} else {
+		pthread_mutex_destroy(&j->mu);
+		vt_free(j->reply);
+		vt_free(j);
+	}
+}
+
+static void on_grpc(vt_grpc_call *call, void *ud)
+{
+	const struct grpc_route *r = ud;
+	struct grpc_job *j = vt_calloc(1, sizeof *j);
+	if (!j) {
+		vt_grpc_call_finish(call, VT_GRPC_RESOURCE_EXHAUSTED,
+				    "out of memory");
+		return;
+	}
+	j->srv = r->srv;
+	j->call = call;
+	j->method = r->method;
+	pthread_mutex_init(&j->mu, NULL);
+	j->work.data = j;
+	if (r->method->streaming) {
+		uv_async_init(r->srv->loop, &j->async, on_async);
+		j->async.data = j;
+		vt_grpc_call_on_cancel(call, on_cancel, j);
+	}
+	if (uv_queue_work(r->srv->loop, &j->work, grpc_work, grpc_done)) {
+		vt_grpc_call_finish(call, VT_GRPC_UNAVAILABLE, "cannot queue");
+		if (r->method->streaming)
+			uv_close((uv_handle_t *)&j->async, grpc_job_free);
+		else
+			grpc_job_free((uv_handle_t *)&j->async);
+	}
+}
+
+/* ---- lifecycle ------------------------------------------------------------------ */
+
+static void http_closed(vt_http_server *h, void *ud)
+{
+	(void)h;
+	(void)ud;
+	VT_LOG(VT_LOG_INFO, "serve", "REST server stopped");
+}
+
+static void grpc_closed(void *ud)
+{
+	struct server *s = ud;
+	s->grpc = NULL;
+	VT_LOG(VT_LOG_INFO, "serve", "gRPC server stopped");
+}
+
+static void on_signal(uv_signal_t *h, int sig)
+{
+	struct server *s = h->data;
+	if (s->stopping)
+		return;
+	s->stopping = 1;
+	VT_LOG(VT_LOG_INFO, "serve",
+	       "%s: stopping: no new connections, requests in flight get %d ms",
+	       sig == SIGTERM ? "SIGTERM" : "SIGINT", s->cfg.shutdown_grace_ms);
+	vt_http_server_shutdown(s->http, http_closed, s);
+	vt_grpc_server_close(s->grpc, (uint64_t)s->cfg.shutdown_grace_ms,
+			     grpc_closed, s);
+	uv_close((uv_handle_t *)&s->sigterm, NULL);
+	uv_close((uv_handle_t *)&s->sigint, NULL);
+}
+
+static int start(struct server *s)
+{
+	vt_errmsg e = {{0}};
+	int rc;
+	vt_http_opts ho;
+	memset(&ho, 0, sizeof ho);
+	ho.max_body_bytes = (size_t)s->cfg.max_body_bytes;
+	ho.cors_origin = s->cfg.cors_origin;
+	if ((rc = vt_http_server_create(s->loop, &ho, on_http, s, &s->http, &e)) ||
+	    (rc = vt_http_server_listen(s->http, s->cfg.host, s->cfg.rest_port,
+					&e))) {
+		fprintf(stderr, "vectron serve: REST on %s:%d: %s\n",
+			s->cfg.host, s->cfg.rest_port, e.msg);
+		return rc;
+	}
+	vt_grpc_server_opts go;
+	vt_grpc_server_opts_default(&go);
+	go.max_recv_msg = go.max_send_msg = (size_t)s->cfg.max_message_bytes;
+	if ((rc = vt_grpc_server_new(s->loop, &go, &s->grpc))) {
+		fprintf(stderr, "vectron serve: gRPC: %s\n", vt_strerror(rc));
+		return rc;
+	}
+	size_t n;
+	const vt_api_method *m = vt_api_methods(&n);
+	s->routes = vt_calloc(n, sizeof *s->routes);
+	if (!s->routes)
+		return VT_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		char path[128];
+		snprintf(path, sizeof path, "/%s/%s", VT_API_SERVICE, m[i].name);
+		s->routes[i] = (struct grpc_route){s, &m[i]};
+		vt_grpc_method gm = {path,
+				     m[i].streaming ? VT_GRPC_SERVER_STREAM
+						    : VT_GRPC_UNARY,
+				     m[i].input, on_grpc, &s->routes[i]};
+		if ((rc = vt_grpc_server_add_method(s->grpc, &gm)))
+			return rc;
+	}
+	if ((rc = vt_grpc_server_listen(s->grpc, s->cfg.host, s->cfg.grpc_port,
+					&e))) {
+		fprintf(stderr, "vectron serve: gRPC on %s:%d: %s\n",
+			s->cfg.host, s->cfg.grpc_port, e.msg);
+		return rc;
+	}
+	uv_signal_init(s->loop, &s->sigterm);
+	uv_signal_init(s->loop, &s->sigint);
+	s->sigterm.data = s->sigint.data = s;
+	uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&s->sigint, on_signal, SIGINT);
+	/* One line tests and scripts can wait for, with the real ports. */
+	printf("vectron serve: REST on http://%s:%d, gRPC on %s:%d, data in "
+	       "%s\n",
+	       s->cfg.host, vt_http_server_port(s->http), s->cfg.host,
+	       vt_grpc_server_port(s->grpc), s->cfg.data_dir);
+	fflush(stdout);
+	return 0;
+}
+
+int vt_cli_serve(int argc, char **argv)
+{
+	struct server s;
+	memset(&s, 0, sizeof s);
+	int r = vt_serve_config_load(&s.cfg, argc, argv);
+	if (r)
+		return r > 0 ? 0 : 2;
+	int lvl = vt_log_level_parse(s.cfg.log_level);
+	if (lvl < 0) {
+		fprintf(stderr, "vectron serve: log_level: unknown \"%s\"\n",
+			s.cfg.log_level);
+		return 2;
+	}
+	vt_log_set_level(lvl);
+	signal(SIGPIPE, SIG_IGN);
+	unsigned threads = s.cfg.threads ? (unsigned)s.cfg.threads
+					 : vt_cpu_count();
+	/* Request workers: libuv's pool, sized before its first use. */
+	char tp[16];
+	snprintf(tp, sizeof tp, "%u", threads < 2 ? 2 : threads);
+	setenv("UV_THREADPOOL_SIZE", tp, 1);
+
+	vt_db_opts dbo;
+	vt_db_opts_default(&dbo);
+	dbo.threads = threads;
+	dbo.default_shards = s.cfg.shards ? (uint32_t)s.cfg.shards
+					  : vt_cpu_count();
+	dbo.shard.snapshot_entries = (uint64_t)s.cfg.snapshot_entries;
+	dbo.shard.queue_max = (uint64_t)s.cfg.queue_max;
+	dbo.shard.queue_wait_ms = (uint32_t)s.cfg.queue_wait_ms;
+	vt_errmsg e = {{0}};
+	uint64_t t0 = vt_clock_mono_ns();
+	if (vt_db_open(s.cfg.data_dir, &dbo, &s.db, &e)) {
+		fprintf(stderr, "vectron serve: %s: %s\n", s.cfg.data_dir, e.msg);
+		return 1;
+	}
+	VT_LOG(VT_LOG_INFO, "serve", "data opened in %.2f s",
+	       (double)(vt_clock_mono_ns() - t0) / 1e9);
+	vt_api_opts ao;
+	vt_api_opts_default(&ao);
+	ao.default_timeout_ms = (uint32_t)s.cfg.timeout_ms;
+	ao.version = VT_VERSION;
+	int rc = vt_api_create(s.db, &ao, &s.api);
+	s.loop = uv_default_loop();
+	if (!rc)
+		rc = start(&s);
+	if (rc && !s.stopping) {
+		/* close what started so the loop can end */
+		s.stopping = 1;
+		if (s.http)
+			vt_http_server_shutdown(s.http, http_closed, &s);
+		if (s.grpc)
+			vt_grpc_server_close(s.grpc, 0, grpc_closed, &s);
+		if (uv_is_active((uv_handle_t *)&s.sigterm)) {
+			uv_close((uv_handle_t *)&s.sigterm, NULL);
+			uv_close((uv_handle_t *)&s.sigint, NULL);
+		}
+	}
+	uv_run(s.loop, UV_RUN_DEFAULT);
+	vt_http_server_destroy(s.http);
+	if (!rc) {
+		VT_LOG(VT_LOG_INFO, "serve", "saving index snapshots");
+		if (vt_db_checkpoint(s.db, &e))
+			VT_LOG(VT_LOG_WARN, "serve",
+			       "index snapshot: %s (the next start replays "
+			       "the WAL)",
+			       e.msg);
+	}
+	vt_api_destroy(s.api);
+	vt_db_close(s.db);
+	vt_free(s.routes);
+	uv_loop_close(s.loop);
+	VT_LOG(VT_LOG_INFO, "serve", "stopped");
+	return rc ? 1 : 0;
+}

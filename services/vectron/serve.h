@@ -1,0 +1,10 @@
+/* serve.h: `vectron serve`, the whole database in one process: the
+ * collections of a data directory (lib/coll) behind the API (lib/api),
+ * served over REST (lib/rpc http + pbjson) and gRPC (lib/rpc grpc) on one
+ * libuv loop, with requests worked on a thread pool. */
+#ifndef VT_VECTRON_SERVE_H
+#define VT_VECTRON_SERVE_H
+
+int vt_cli_serve(int argc, char **argv);
+
+#endif
