@@ -74,7 +74,12 @@ typedef struct opts {
 	char parent[1024]; /* where the run's directory goes */
 	char cache[1024];
 	int keep;
+	unsigned steps; /* STEP_* */
 } opts;
+
+enum { STEP_STORE = 1, STEP_SYNC = 2, STEP_ASYNC = 4, STEP_RESTART = 8, STEP_SEARCH = 16,
+       STEP_ALL = 31 };
+static const char *const step_names[] = {"store", "sync", "async", "restart", "search"};
 
 /* ---- machine ---------------------------------------------------------- */
 
@@ -137,6 +142,21 @@ static double proc_cpu_s(void)
 		return 0;
 	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* The calling thread's time on a CPU and waiting for one (runnable but
+ * not running), from /proc/thread-self/schedstat; 0 if unreadable. */
+static void thread_sched(double *on_cpu_s, double *runq_s)
+{
+	unsigned long long run = 0, wait = 0;
+	FILE *f = fopen("/proc/thread-self/schedstat", "r");
+	if (f) {
+		if (fscanf(f, "%llu %llu", &run, &wait) != 2)
+			run = wait = 0;
+		fclose(f);
+	}
+	*on_cpu_s = (double)run / 1e9;
+	*runq_s = (double)wait / 1e9;
 }
 
 /* Wall, our CPU and others' CPU over a measured step. */
@@ -290,6 +310,8 @@ typedef struct ingest_res {
 	double rate_ack;   /* points / ack.wall_s */
 	double rate_indexed;
 	double lat_p50_ms, lat_p99_ms, lat_max_ms; /* per batch apply */
+	double oncpu_s, runq_s; /* the applying thread: on a CPU, waiting for
+				   one; the rest of ack is off-CPU (fsync) */
 	int measured;
 } ingest_res;
 
@@ -368,6 +390,8 @@ static int ingest_store(const char *dir, const vt_bench_data *d, const uint8_t *
 		goto out;
 	vt_progress pg;
 	vt_progress_start(&pg, stderr, "ingest store-only", n);
+	double c0, w0, c1, w1;
+	thread_sched(&c0, &w0);
 	span_start(&r->ack);
 	for (size_t b = 0; b < nb; b++) {
 		uint64_t t0 = vt_clock_mono_ns();
@@ -399,6 +423,9 @@ static int ingest_store(const char *dir, const vt_bench_data *d, const uint8_t *
 		vt_progress_update(&pg, hi);
 	}
 	span_stop(&r->ack);
+	thread_sched(&c1, &w1);
+	r->oncpu_s = c1 - c0;
+	r->runq_s = w1 - w0;
 	vt_progress_done(&pg, n);
 	r->mode = "store-only";
 	r->points = n;
@@ -452,11 +479,16 @@ static int ingest_shard(const char *dir, const vt_bench_data *d, const cmds *c, 
 							    : "ingest shard async (acknowledged)",
 			  n);
 	size_t points = 0;
+	double c0, w0, c1, w1;
+	thread_sched(&c0, &w0);
 	span_start(&r->ack);
 	rc = apply_all(s, c, 0, c->n, lat, &pg, &points, err);
 	if (rc)
 		goto out;
 	span_stop(&r->ack);
+	thread_sched(&c1, &w1);
+	r->oncpu_s = c1 - c0;
+	r->runq_s = w1 - w0;
 	vt_progress_done(&pg, points);
 	vt_shard_status st;
 	if ((rc = vt_shard_status_get(s, &st)))
@@ -764,6 +796,7 @@ typedef struct report {
 	search_res sr[N_FILT];
 	size_t n, nq;
 	double cmd_mib;
+	int searched;
 } report;
 
 static void print_report(const report *R)
@@ -781,7 +814,7 @@ static void print_report(const report *R)
 		printf("| restart from snapshot + WAL, seconds | %.3f | < %.1f | %s |\n", rs->snap_s,
 		       TARGET_RESTART_S, pf(rs->snap_s < TARGET_RESTART_S));
 	}
-	for (size_t i = 0; i < N_FILT; i++)
+	for (size_t i = 0; R->searched && i < N_FILT; i++)
 		if (R->sr[i].target)
 			printf("| filtered recall@10, %s | %.4f | >= %.2f | %s |\n", R->sr[i].name,
 			       R->sr[i].recall, TARGET_RECALL,
@@ -793,8 +826,9 @@ static void print_report(const report *R)
 	       "(vt_shard_wait_indexed). \"others\" = CPU-s other processes used meanwhile.\n\n",
 	       R->cmd_mib);
 	printf("| mode | acknowledged vec/s | indexed vec/s | ack s | indexed s | batch apply "
-	       "p50 / p99 / max ms | our CPU-s | others CPU-s |\n");
-	printf("|---|---:|---:|---:|---:|---|---:|---:|\n");
+	       "p50 / p99 / max ms | applying thread on CPU / waiting for a CPU s | our CPU-s | "
+	       "others CPU-s |\n");
+	printf("|---|---:|---:|---:|---:|---|---|---:|---:|\n");
 	for (int m = 0; m < 3; m++) {
 		const ingest_res *r = &R->ing[m];
 		if (!r->measured)
@@ -802,9 +836,10 @@ static void print_report(const report *R)
 		char ix[32], ixs[32];
 		snprintf(ix, sizeof ix, isfinite(r->rate_indexed) ? "%.0f" : "-", r->rate_indexed);
 		snprintf(ixs, sizeof ixs, isfinite(r->indexed_s) ? "%.2f" : "-", r->indexed_s);
-		printf("| %s | %.0f | %s | %.2f | %s | %.1f / %.1f / %.1f | %.1f | %.1f |\n",
+		printf("| %s | %.0f | %s | %.2f | %s | %.1f / %.1f / %.1f | %.2f / %.2f | %.1f | "
+		       "%.1f |\n",
 		       r->mode, r->rate_ack, ix, r->ack.wall_s, ixs, r->lat_p50_ms, r->lat_p99_ms,
-		       r->lat_max_ms, r->ack.cpu_s, r->ack.others_s);
+		       r->lat_max_ms, r->oncpu_s, r->runq_s, r->ack.cpu_s, r->ack.others_s);
 	}
 	if (rs->measured) {
 		printf("\n## Restart: %llu points\n\n", (unsigned long long)rs->points);
@@ -820,6 +855,8 @@ static void print_report(const report *R)
 		       (unsigned long long)rs->index_points_rebuild, rs->rebuild_others_s);
 		printf("\nratio %.1fx\n", rs->rebuild_s / rs->snap_s);
 	}
+	if (!R->searched)
+		return;
 	printf("\n## Search: %zu queries, k=%u, one thread, one query per call, default ef, "
 	       "payloads returned\n\n",
 	       R->nq, K);
@@ -870,7 +907,11 @@ static void json_report(FILE *f, const report *R)
 		json_num(f, r->lat_p99_ms);
 		fprintf(f, ",\"max\":");
 		json_num(f, r->lat_max_ms);
-		fprintf(f, "},\"cpu_s\":");
+		fprintf(f, "},\"apply_thread_oncpu_s\":");
+		json_num(f, r->oncpu_s);
+		fprintf(f, ",\"apply_thread_runq_s\":");
+		json_num(f, r->runq_s);
+		fprintf(f, ",\"cpu_s\":");
 		json_num(f, r->ack.cpu_s);
 		fprintf(f, ",\"others_cpu_s\":");
 		json_num(f, r->ack.others_s);
@@ -900,7 +941,7 @@ static void json_report(FILE *f, const report *R)
 		fprintf(f, "null");
 	}
 	fprintf(f, ",\"search\":[");
-	for (size_t i = 0; i < N_FILT; i++) {
+	for (size_t i = 0; R->searched && i < N_FILT; i++) {
 		const search_res *r = &R->sr[i];
 		fprintf(f, "%s{\"filter\":", i ? "," : "");
 		json_str(f, r->name);
@@ -960,44 +1001,55 @@ static int run(const opts *o, const char *root, report *R, int *sanity_failed, v
 	R->cmd_mib = (double)all.bytes / 1048576.0;
 
 	snprintf(dir, sizeof dir, "%s/store", root);
-	if ((rc = ingest_store(dir, &d, labels, d.n, &R->ing[0], err)))
+	if ((o->steps & STEP_STORE) && (rc = ingest_store(dir, &d, labels, d.n, &R->ing[0], err)))
 		goto out;
 	snprintf(dir, sizeof dir, "%s/sync", root);
-	if ((rc = ingest_shard(dir, &d, &all, d.n, VT_INDEX_SYNC, &R->ing[1], NULL, err)))
+	if ((o->steps & STEP_SYNC) &&
+	    (rc = ingest_shard(dir, &d, &all, d.n, VT_INDEX_SYNC, &R->ing[1], NULL, err)))
+		goto out;
+	if (!(o->steps & (STEP_ASYNC | STEP_RESTART | STEP_SEARCH)))
 		goto out;
 	snprintf(dir, sizeof dir, "%s/async", root);
 	if ((rc = ingest_shard(dir, &d, &all, d.n, VT_INDEX_ASYNC, &R->ing[2], &s, err)))
 		goto out;
-
-	vt_shard *s2 = NULL;
-	rc = restart_snapshot(dir, s, &extra, &R->rs, &s2, err);
-	s = s2;
-	if (rc)
+	if (!(o->steps & (STEP_RESTART | STEP_SEARCH)))
 		goto out;
-	if (R->rs.index_points_snap != R->rs.points || R->rs.points != d.n) {
-		fprintf(stderr, "sanity: after restart %llu points stored, %llu indexed, %zu "
-				"expected\n",
-			(unsigned long long)R->rs.points,
-			(unsigned long long)R->rs.index_points_snap, d.n);
-		*sanity_failed = 1;
-	}
-	if ((rc = search_all(s, &d, labels, d.n, d.nq, R->sr, err)))
-		goto out;
-	vt_shard_close(s);
-	s = NULL;
-	if ((rc = restart_rebuild(dir, &R->rs, err)))
-		goto out;
-	if (R->rs.index_points_rebuild != d.n) {
-		fprintf(stderr, "sanity: the rebuilt index holds %llu points, %zu expected\n",
-			(unsigned long long)R->rs.index_points_rebuild, d.n);
-		*sanity_failed = 1;
-	}
-	for (size_t i = 0; i < N_FILT; i++)
-		if (!(R->sr[i].recall >= SANITY_RECALL)) {
-			fprintf(stderr, "sanity: recall@10 %.4f < %.2f for %s\n", R->sr[i].recall,
-				SANITY_RECALL, R->sr[i].name);
+	if (o->steps & STEP_RESTART) {
+		vt_shard *s2 = NULL;
+		rc = restart_snapshot(dir, s, &extra, &R->rs, &s2, err);
+		s = s2;
+		if (rc)
+			goto out;
+		if (R->rs.index_points_snap != R->rs.points || R->rs.points != d.n) {
+			fprintf(stderr, "sanity: after restart %llu points stored, %llu indexed, "
+					"%zu expected\n",
+				(unsigned long long)R->rs.points,
+				(unsigned long long)R->rs.index_points_snap, d.n);
 			*sanity_failed = 1;
 		}
+	}
+	if (o->steps & STEP_SEARCH) {
+		if ((rc = search_all(s, &d, labels, d.n, d.nq, R->sr, err)))
+			goto out;
+		R->searched = 1;
+		for (size_t i = 0; i < N_FILT; i++)
+			if (!(R->sr[i].recall >= SANITY_RECALL)) {
+				fprintf(stderr, "sanity: recall@10 %.4f < %.2f for %s\n",
+					R->sr[i].recall, SANITY_RECALL, R->sr[i].name);
+				*sanity_failed = 1;
+			}
+	}
+	if (o->steps & STEP_RESTART) {
+		vt_shard_close(s);
+		s = NULL;
+		if ((rc = restart_rebuild(dir, &R->rs, err)))
+			goto out;
+		if (R->rs.index_points_rebuild != d.n) {
+			fprintf(stderr, "sanity: the rebuilt index holds %llu points, %zu expected\n",
+				(unsigned long long)R->rs.index_points_rebuild, d.n);
+			*sanity_failed = 1;
+		}
+	}
 out:
 	vt_shard_close(s);
 	cmds_free(&all);
@@ -1022,6 +1074,8 @@ static void usage(FILE *f)
 		"  --dir DIR     parent of the run's shard directory, which is removed at the\n"
 		"                end unless --keep [./build]\n"
 		"  --keep        keep the shard directories\n"
+		"  --steps LIST  store,sync,async,restart,search (comma list; restart and\n"
+		"                search run on the async shard, so they ingest it) [all]\n"
 		"  --json PATH   also write the results as JSON\n"
 		"  --cache DIR   ground truth cache [$VT_BENCH_CACHE or ./build/bench-cache]\n"
 		"Exit status: 0, 1 on an error, 2 if a sanity check failed (a recall@10 below\n"
@@ -1042,7 +1096,8 @@ static int parse_size(const char *s, size_t *out)
 
 static int parse_args(int argc, char **argv, opts *o)
 {
-	enum { O_BASE = 1, O_QUERIES, O_EXTRA, O_QUICK, O_DIR, O_KEEP, O_JSON, O_CACHE, O_HELP };
+	enum { O_BASE = 1, O_QUERIES, O_EXTRA, O_QUICK, O_DIR, O_KEEP, O_JSON, O_CACHE, O_STEPS,
+	       O_HELP };
 	static const struct option lo[] = {
 		{"base", required_argument, 0, O_BASE},
 		{"queries", required_argument, 0, O_QUERIES},
@@ -1052,6 +1107,7 @@ static int parse_args(int argc, char **argv, opts *o)
 		{"keep", no_argument, 0, O_KEEP},
 		{"json", required_argument, 0, O_JSON},
 		{"cache", required_argument, 0, O_CACHE},
+		{"steps", required_argument, 0, O_STEPS},
 		{"help", no_argument, 0, O_HELP},
 		{0, 0, 0, 0},
 	};
@@ -1062,6 +1118,7 @@ static int parse_args(int argc, char **argv, opts *o)
 	snprintf(o->parent, sizeof o->parent, "./build");
 	o->n_queries = 1000;
 	o->n_extra = 2000;
+	o->steps = STEP_ALL;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
 		case O_BASE:
@@ -1094,6 +1151,22 @@ static int parse_args(int argc, char **argv, opts *o)
 		case O_CACHE:
 			snprintf(o->cache, sizeof o->cache, "%s", optarg);
 			break;
+		case O_STEPS: {
+			char buf[256], *save = NULL;
+			snprintf(buf, sizeof buf, "%s", optarg);
+			o->steps = 0;
+			for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+				unsigned i = 0;
+				while (i < 5 && strcmp(t, step_names[i]) != 0)
+					i++;
+				if (i == 5)
+					goto bad;
+				o->steps |= 1u << i;
+			}
+			if (!o->steps)
+				goto bad;
+			break;
+		}
 		case O_HELP:
 		case 'h':
 			usage(stdout);
