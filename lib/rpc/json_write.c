@@ -101,83 +101,130 @@ static size_t fmt_float_slow(char *o, float v)
 	return fmt_digits(o, dg, nd, E);
 }
 
+/* The float being formatted: its bits, rounding interval (lo, hi) (exact
+ * in double), and S, the value scaled to nine digits before the point
+ * with E the decimal exponent of its first digit. */
+typedef struct fctx {
+	uint32_t bits;
+	double lo, hi, S;
+	int E;
+} fctx;
+
+/* Probes p significant digits: 1 with the digits in *D and the exponent of
+ * their first digit in *e if the nearest p-digit decimal reads back as the
+ * float; 0 if not; -1 if this method cannot tell (exponent outside the
+ * exact range). */
+static int probe(const fctx *c, int p, uint64_t *D_out, int *e_out)
+{
+	uint64_t D = (uint64_t)(c->S / p10[9 - p] + 0.5);
+	int k = c->E - p + 1, e = c->E;
+	if (D >= p10u[p]) { /* 9.96 -> 10.0 */
+		D /= 10;
+		k++;
+		e++;
+	}
+	if (k < -22 || k > 22)
+		return -1;
+	/* Clinger: D < 2^53 and 10^|k| exact, so V is the correctly rounded
+	 * double of the decimal; strictly inside (lo, hi) means the decimal
+	 * itself is, so strtof and strtod + cast agree. */
+	double V = k >= 0 ? (double)D * vt__json_pow10[k] : (double)D / vt__json_pow10[-k];
+	int ok = V > c->lo && V < c->hi;
+	if (!ok && (V == c->lo || V == c->hi) && !(c->bits & 1)) {
+		/* A tie goes to the even float, for strtof and for strtod +
+		 * cast alike, if the decimal is exactly the midpoint. */
+		double P = vt__json_pow10[k < 0 ? -k : k];
+		ok = k >= 0 ? fma((double)D, P, -V) == 0 : fma(V, P, -(double)D) == 0;
+	}
+	*D_out = D;
+	*e_out = e;
+	return ok;
+}
+
 size_t vt_json_fmt_float(char *buf, float v)
 {
 	if (!isfinite(v))
 		return 0;
 	char *o = buf;
-	uint32_t bits;
-	memcpy(&bits, &v, sizeof bits);
-	if (bits >> 31) {
+	fctx c;
+	memcpy(&c.bits, &v, sizeof c.bits);
+	if (c.bits >> 31) {
 		*o++ = '-';
-		bits &= 0x7FFFFFFFu;
+		c.bits &= 0x7FFFFFFFu;
 	}
-	if (bits == 0) {
+	if (c.bits == 0) {
 		*o++ = '0';
 		return (size_t)(o - buf);
 	}
 	float af;
-	memcpy(&af, &bits, sizeof af);
-	if (bits < 0x00800000u) /* subnormal */
+	memcpy(&af, &c.bits, sizeof af);
+	if (c.bits < 0x00800000u) /* subnormal */
 		return (size_t)(o - buf) + fmt_float_slow(o, af);
 
-	/* The float's rounding interval (lo, hi), exact in double. */
 	double d = af;
 	float up, down;
-	uint32_t ub = bits + 1, db = bits - 1;
+	uint32_t ub = c.bits + 1, db = c.bits - 1;
 	memcpy(&up, &ub, sizeof up);
 	memcpy(&down, &db, sizeof down);
-	double lo = (d + (double)down) / 2;
-	double hi = isinf(up) ? d + (d - (double)down) / 2 : (d + (double)up) / 2;
+	c.lo = (d + (double)down) / 2;
+	c.hi = isinf(up) ? d + (d - (double)down) / 2 : (d + (double)up) / 2;
 
-	/* S: d scaled to nine digits before the point (inexactly: every
-	 * candidate below is checked exactly). */
-	int e2 = (int)(bits >> 23) - 127;
-	int E = (int)floor(e2 * 0.30102999566398120);
-	double S;
+	/* S is inexact: every candidate is checked exactly by probe(). */
+	int e2 = (int)(c.bits >> 23) - 127;
+	c.E = (int)floor(e2 * 0.30102999566398120);
 	for (;;) {
-		int k = 8 - E;
-		S = k >= 0 ? d * p10[k] : d / p10[-k];
-		if (S >= 999999999.5)
-			E++;
-		else if (S < 99999999.5)
-			E--;
+		int k = 8 - c.E;
+		c.S = k >= 0 ? d * p10[k] : d / p10[-k];
+		if (c.S >= 999999999.5)
+			c.E++;
+		else if (c.S < 99999999.5)
+			c.E--;
 		else
 			break;
 	}
-	for (int p = 1; p <= 9; p++) {
-		uint64_t D = (uint64_t)(S / p10[9 - p] + 0.5);
-		int k = E - p + 1, nd = p, e = E;
-		if (D >= p10u[p]) { /* 9.96 -> 10.0 */
-			D /= 10;
-			k++;
-			e++;
-		}
-		if (k < -22 || k > 22)
-			return (size_t)(o - buf) + fmt_float_slow(o, af);
-		/* Clinger: D < 2^53 and 10^|k| exact, so V is the correctly
-		 * rounded double of the decimal; strictly inside (lo, hi) means
-		 * the decimal itself is, so strtof and strtod + cast agree. */
-		double V = k >= 0 ? (double)D * vt__json_pow10[k] : (double)D / vt__json_pow10[-k];
-		int ok = V > lo && V < hi;
-		if (!ok && (V == lo || V == hi) && !(bits & 1)) {
-			/* A tie goes to the even float, for strtof and for strtod +
-			 * cast alike, if the decimal is exactly the midpoint. */
-			double P = vt__json_pow10[k < 0 ? -k : k];
-			ok = k >= 0 ? fma((double)D, P, -V) == 0 : fma(V, P, -(double)D) == 0;
-		}
-		if (ok) {
-			char dg[12];
-			for (int i = nd - 1; i >= 0; i--) {
-				dg[i] = (char)('0' + D % 10);
-				D /= 10;
+
+	/* The nearest p-digit decimal only gets closer as p grows, so when
+	 * the interval is symmetric (the mantissa is not zero) "p digits
+	 * read back" is monotonic in p: binary search. At powers of two the
+	 * lower half-interval is narrower: search linearly. */
+	uint64_t D;
+	int e, r, p;
+	if (c.bits & 0x7FFFFFu) {
+		int a = 1, b = 9, got = 0; /* got: the p of D and e, if any */
+		uint64_t D1;
+		int e1;
+		while (a < b) {
+			int mid = (a + b) / 2;
+			r = probe(&c, mid, &D1, &e1);
+			if (r < 0)
+				return (size_t)(o - buf) + fmt_float_slow(o, af);
+			if (r) {
+				b = mid;
+				got = mid;
+				D = D1;
+				e = e1;
+			} else {
+				a = mid + 1;
 			}
-			while (nd > 1 && dg[nd - 1] == '0')
-				nd--;
-			return (size_t)(o - buf) + fmt_digits(o, dg, nd, e);
 		}
+		p = a;
+		r = got == p ? 1 : probe(&c, p, &D, &e);
+	} else {
+		for (p = 1; p <= 9; p++)
+			if ((r = probe(&c, p, &D, &e)) != 0)
+				break;
 	}
-	return (size_t)(o - buf) + fmt_float_slow(o, af);
+	if (r != 1)
+		return (size_t)(o - buf) + fmt_float_slow(o, af);
+	char dg[12];
+	int nd = p;
+	for (int i = nd - 1; i >= 0; i--) {
+		dg[i] = (char)('0' + D % 10);
+		D /= 10;
+	}
+	while (nd > 1 && dg[nd - 1] == '0')
+		nd--;
+	return (size_t)(o - buf) + fmt_digits(o, dg, nd, e);
 }
 
 size_t vt_json_fmt_double(char *buf, double v)
