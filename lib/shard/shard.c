@@ -283,10 +283,13 @@ static int check_vector(const vt_shard *s, const float *v, uint32_t i,
 					     i, d);
 		norm += (double)v[d] * v[d];
 	}
-	if (s->cfg.metric == VT_METRIC_COSINE && !(norm > 0))
+	/* Under cosine the index scales by 1/|v| in float: a norm so small
+	 * that the scale overflows would store infinities. */
+	if (s->cfg.metric == VT_METRIC_COSINE &&
+	    !(norm > 0 && isfinite((float)(1.0 / sqrt(norm)))))
 		return vt_errmsg_set(err, VT_EINVAL,
-				     "points[%u].vector: zero vector under "
-				     "cosine distance",
+				     "points[%u].vector: zero (or too close to "
+				     "zero to normalise) under cosine distance",
 				     i);
 	return 0;
 }

@@ -294,10 +294,11 @@ static int check_query(vt_shard *s, const vt_shard_query *q, vt_errmsg *err)
 					     d);
 		norm += (double)q->vec[d] * q->vec[d];
 	}
-	if (s->cfg.metric == VT_METRIC_COSINE && !(norm > 0))
+	if (s->cfg.metric == VT_METRIC_COSINE &&
+	    !(norm > 0 && isfinite((float)(1.0 / sqrt(norm)))))
 		return vt_errmsg_set(err, VT_EINVAL,
-				     "vector: zero vector under cosine "
-				     "distance");
+				     "vector: zero (or too close to zero to "
+				     "normalise) under cosine distance");
 	if (q->rescore && !(q->oversampling >= 1.0f))
 		return vt_errmsg_set(err, VT_EINVAL,
 				     "oversampling: %g (must be >= 1)",

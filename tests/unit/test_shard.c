@@ -987,6 +987,41 @@ static void test_scroll_count(void **state)
 	free(d);
 }
 
+/* A vector whose norm is too small to scale by 1/|v| in float would be
+ * stored (or searched) as infinities under cosine: refused, not indexed. */
+static void test_cosine_tiny_vectors(void **state)
+{
+	(void)state;
+	char *d = tmpdir();
+	vt_shard_config cfg;
+	default_cfg(&cfg);
+	cfg.metric = VT_METRIC_COSINE;
+	vt_shard *s = open_shard(d, &cfg, 0);
+	upsert_range(s, 1, 0, 20);
+	float v[DIM] = {0};
+	v[1] = 4.2e-44f; /* a denormal: |v|^2 is > 0 in double */
+	v[0] = -0.0f;
+	vt_buf b;
+	vt_buf_init(&b, 1u << 16);
+	vt_cmd_enc_begin(&b, VT_CMD_UPSERT, 0, DIM);
+	vt_cmd_enc_upsert(&b, "tiny", 4, v, DIM, NULL, 0);
+	vt_cmd_enc_end(&b, 1);
+	vt_errmsg e;
+	assert_int_equal(vt_shard_apply(s, 2, b.data, b.len, NULL, &e),
+			 VT_EINVAL);
+	assert_non_null(strstr(e.msg, "too close to zero"));
+	vt_shard_query q;
+	vt_shard_query_default(&q, v, 3);
+	vt_shard_results r;
+	assert_int_equal(vt_shard_search(s, &q, &r, &e), VT_EINVAL);
+	vt_shard_results_free(&r);
+	assert_int_equal(status(s).index_points, 20);
+	vt_buf_free(&b);
+	vt_shard_close(s);
+	rmrf(d);
+	free(d);
+}
+
 static void quiet(void *ud, int level, const char *module, const char *line)
 {
 	(void)ud;
@@ -1012,6 +1047,7 @@ int main(void)
 		cmocka_unit_test(test_disk_error_readonly),
 		cmocka_unit_test(test_background_snapshots),
 		cmocka_unit_test(test_scroll_count),
+		cmocka_unit_test(test_cosine_tiny_vectors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
