@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "base/alloc.h"
 #include "rpc/json.h"
@@ -274,15 +277,35 @@ static inline int is_digit(int c)
 	return (unsigned)(c - '0') < 10;
 }
 
+/* 8 ASCII digits at s as a number, or -1 if they are not all digits.
+ * Reads 8 bytes: the arena pads the source copy for it. */
+static inline int64_t eight_digits(const char *s)
+{
+	uint64_t v;
+	memcpy(&v, s, 8);
+	if ((v & 0xF0F0F0F0F0F0F0F0ull) != 0x3030303030303030ull ||
+	    ((v + 0x0606060606060606ull) & 0xF0F0F0F0F0F0F0F0ull) != 0x3030303030303030ull)
+		return -1;
+	v -= 0x3030303030303030ull;
+	/* little endian: the first digit is the low byte */
+	v = (v * 10 + (v >> 8)) & 0x00FF00FF00FF00FFull;
+	v = (v * 100 + (v >> 16)) & 0x0000FFFF0000FFFFull;
+	v = (v * 10000 + (v >> 32)) & 0xFFFFFFFFull;
+	return (int64_t)v;
+}
+
+#define M_SAFE UINT64_C(1000000000000000000) /* m * 10 + 9 fits below this */
+#define M_SAFE8 UINT64_C(100000000000)       /* m * 1e8 + 99999999 fits */
+
 int vt__json_scan_number(const char *s, const char **end_out, double *out, int *is_int,
 			 const char **err_at, const char **reason)
 {
 	const char *start = s;
 	int neg = 0;
 	uint64_t m = 0;
-	int nd = 0;    /* significant digits in m */
-	int slow = 0;  /* m lost digits */
+	int slow = 0; /* m lost nonzero digits */
 	int64_t ex = 0;
+	int64_t e8;
 	*is_int = 1;
 	if (*s == '-') {
 		neg = 1;
@@ -296,15 +319,17 @@ int vt__json_scan_number(const char *s, const char **end_out, double *out, int *
 			return VT_EINVAL;
 		}
 	} else if (is_digit(*s)) {
-		while (is_digit(*s)) {
-			if (nd < 19) {
+		while (m < M_SAFE8 && (e8 = eight_digits(s)) >= 0) {
+			m = m * 100000000 + (uint64_t)e8;
+			s += 8;
+		}
+		for (; is_digit(*s); s++) {
+			if (m < M_SAFE) {
 				m = m * 10 + (uint64_t)(*s - '0');
-				nd++;
 			} else {
 				slow = 1;
 				ex++;
 			}
-			s++;
 		}
 	} else {
 		*err_at = s;
@@ -319,16 +344,18 @@ int vt__json_scan_number(const char *s, const char **end_out, double *out, int *
 			*reason = "expected a digit after '.'";
 			return VT_EINVAL;
 		}
-		while (is_digit(*s)) {
-			if (nd < 19) {
+		while (m < M_SAFE8 && (e8 = eight_digits(s)) >= 0) {
+			m = m * 100000000 + (uint64_t)e8;
+			ex -= 8;
+			s += 8;
+		}
+		for (; is_digit(*s); s++) {
+			if (m < M_SAFE) {
 				m = m * 10 + (uint64_t)(*s - '0');
-				if (m)
-					nd++;
 				ex--;
 			} else if (*s != '0') {
 				slow = 1;
 			}
-			s++;
 		}
 	}
 	if (*s == 'e' || *s == 'E') {
@@ -542,15 +569,36 @@ static int parse_value(parser *p, const char **sp)
 }
 
 /* Upper bound on the values of any valid prefix: each value but the root
- * follows its own '[', '{', ',' or ':'. */
+ * follows its own '[', '{', ',' or ':'. ('[' | 0x20 is '{'.) */
 static size_t count_structural(const unsigned char *s, size_t len)
 {
-	size_t n = 1;
-	for (size_t i = 0; i < len; i++) {
+	size_t n = 1, i = 0;
+#ifdef __SSE2__
+	/* Byte lanes count down from 0 by compare masks (-1 per hit) for at
+	 * most 255 blocks, then _mm_sad_epu8 sums them. */
+	const __m128i comma = _mm_set1_epi8(','), colon = _mm_set1_epi8(':');
+	const __m128i brace = _mm_set1_epi8('{'), low = _mm_set1_epi8(0x20);
+	while (len - i >= 16) {
+		__m128i acc = _mm_setzero_si128();
+		size_t blocks = (len - i) / 16;
+		if (blocks > 255)
+			blocks = 255;
+		for (size_t b = 0; b < blocks; b++, i += 16) {
+			__m128i c = _mm_loadu_si128((const __m128i *)(s + i));
+			__m128i hit = _mm_or_si128(
+				_mm_or_si128(_mm_cmpeq_epi8(c, comma), _mm_cmpeq_epi8(c, colon)),
+				_mm_cmpeq_epi8(_mm_or_si128(c, low), brace));
+			acc = _mm_sub_epi8(acc, hit);
+		}
+		__m128i sum = _mm_sad_epu8(acc, _mm_setzero_si128());
+		n += (size_t)_mm_cvtsi128_si32(sum) + (size_t)_mm_extract_epi16(sum, 4);
+	}
+#endif
+	for (; i < len; i++) {
 		unsigned c = s[i];
 		n += (c == ',') | (c == ':') | ((c | 0x20) == '{');
 	}
-	return n; /* '[' | 0x20 == '{' */
+	return n;
 }
 
 static void locate(const char *src, size_t off, vt_json_error *err)
@@ -594,7 +642,8 @@ int vt_json_parse(const void *src, size_t len, const vt_json_opts *opts,
 	if (len && !src)
 		return vt_errmsg_set(e, VT_EINVAL, "JSON: NULL input");
 	size_t nv = count_structural(src, len);
-	size_t bytes = sizeof(vt_json_doc) + nv * sizeof(vt_json_value) + 2 * (len + 1);
+	/* + 8: eight_digits() may read 7 bytes past the copy's NUL */
+	size_t bytes = sizeof(vt_json_doc) + nv * sizeof(vt_json_value) + 2 * (len + 1) + 8;
 	vt_json_doc *d = vt_malloc(bytes);
 	if (!d) {
 		if (err)
@@ -610,7 +659,9 @@ int vt_json_parse(const void *src, size_t len, const vt_json_opts *opts,
 	d->nvals = 0;
 	d->maxvals = (uint32_t)nv;
 
-	parser p = {.src = copy, .end = copy + len, .d = d, .sp = copy + len + 1,
+	/* the padding after the NUL is for eight_digits(); strings follow */
+	memset(copy + len + 1, 0, 8);
+	parser p = {.src = copy, .end = copy + len, .d = d, .sp = copy + len + 1 + 8,
 		    .max_depth = max_depth};
 	const char *s = skip_ws(copy);
 	int rc = parse_value(&p, &s);
