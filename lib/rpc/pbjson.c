@@ -334,10 +334,15 @@ void vt_pbjson_encode(const ProtobufCMessage *m, vt_json_writer *w)
 		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
 			size_t n = *(const size_t *)(base + f->quantifier_offset);
 			const void *arr = *(void *const *)(base + f->offset);
-			if (!n)
+			/* Empty lists of messages or strings are written too:
+			 * a client reading resp["results"] must not meet a
+			 * missing key. An empty number list (a vector not
+			 * asked for) is left out. */
+			if (!n && f->type != PROTOBUF_C_TYPE_MESSAGE &&
+			    f->type != PROTOBUF_C_TYPE_STRING)
 				continue;
 			vt_json_w_key(w, f->name, strlen(f->name));
-			if (f->type == PROTOBUF_C_TYPE_FLOAT) {
+			if (f->type == PROTOBUF_C_TYPE_FLOAT && n) {
 				vt_json_w_floats(w, arr, n);
 				continue;
 			}

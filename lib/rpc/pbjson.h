@@ -27,7 +27,8 @@ VT_API int vt_pbjson_decode(const vt_json_value *v,
 			    vt_errmsg *err);
 
 /* Writes `msg` as a JSON object: every present field (optional ones with
- * their has_ flag or pointer set, repeated ones when non-empty, and
+ * their has_ flag or pointer set, lists of messages or strings always
+ * ([] when empty), lists of numbers when not empty, and
  * scalars with a [default] when set), enums as lower-case names without
  * the type prefix, string fields named in docs/api.md as JSON ("payload")
  * inserted as JSON, not as strings. */

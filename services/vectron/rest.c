@@ -71,10 +71,13 @@ static int decode_seg(const char *s, size_t len, char *out, size_t cap)
 	return 0;
 }
 
-/* Matches one pattern; 1 on a fit (m filled), 0 otherwise, -1 bad input. */
-static int fit(const char *pat, const char *path, vt_rest_match *m)
+/* Matches one pattern; 1 on a fit (m filled, *literals = the literal
+ * segments it matched), 0 otherwise, -1 bad input. */
+static int fit(const char *pat, const char *path, vt_rest_match *m,
+	       int *literals)
 {
 	m->n = 0;
+	*literals = 0;
 	while (*pat && *path) {
 		if (*pat != '/' || *path != '/')
 			return 0;
@@ -97,6 +100,8 @@ static int fit(const char *pat, const char *path, vt_rest_match *m)
 			m->n++;
 		} else if (pl != sl || strncmp(pat, path, pl)) {
 			return 0;
+		} else {
+			(*literals)++;
 		}
 		pat += pl;
 		path += sl;
@@ -104,22 +109,29 @@ static int fit(const char *pat, const char *path, vt_rest_match *m)
 	return !*pat && (!*path || !strcmp(path, "/"));
 }
 
+/* The most specific pattern wins: ".../points/search" is the search route
+ * for every verb, never the point "search" (so GET on it is 405, and
+ * DELETE .../points/delete does not delete a point named "delete"). */
 int vt_rest_match_route(const char *verb, const char *path, vt_rest_match *m)
 {
-	int path_fits = 0;
+	int best = -1, best_verb = -1;
 	for (size_t i = 0; i < N; i++) {
 		vt_rest_match t;
-		int r = fit(routes[i].pattern, path, &t);
+		int lit;
+		int r = fit(routes[i].pattern, path, &t, &lit);
 		if (r < 0)
 			return 400;
 		if (!r)
 			continue;
-		path_fits = 1;
-		if (strcmp(routes[i].verb, verb))
-			continue;
-		*m = t;
-		m->route = &routes[i];
-		return 0;
+		if (lit > best)
+			best = lit;
+		if (!strcmp(routes[i].verb, verb) && lit > best_verb) {
+			best_verb = lit;
+			*m = t;
+			m->route = &routes[i];
+		}
 	}
-	return path_fits ? 405 : 404;
+	if (best < 0)
+		return 404;
+	return best_verb == best ? 0 : 405;
 }

@@ -64,7 +64,52 @@ struct rest_job {
 	vt_buf out;
 };
 
-/* GET query "a=1&b=true&c=x" as a JSON object text in `b`. */
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 32);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decodes (and '+' -> ' ') n bytes into out (cap, NUL-ended). */
+static int url_decode(const char *s, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '+') {
+			c = ' ';
+		} else if (c == '%') {
+			int h, l;
+			if (i + 2 >= n || (h = hexval(s[i + 1])) < 0 ||
+			    (l = hexval(s[i + 2])) < 0 || (h | l) == 0)
+				return -1;
+			c = (char)(h * 16 + l);
+			i += 2;
+		}
+		if (o + 1 >= cap)
+			return -1;
+		out[o++] = c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* Whether `v` is a JSON number (or true/false), so it goes in raw. */
+static int json_scalar(const char *v)
+{
+	if (!strcmp(v, "true") || !strcmp(v, "false"))
+		return 1;
+	vt_json_doc *d;
+	if (vt_json_parse(v, strlen(v), NULL, &d, NULL, NULL))
+		return 0;
+	int num = vt_json_typeof(vt_json_root(d)) == VT_JSON_NUMBER;
+	vt_json_doc_free(d);
+	return num;
+}
+
+/* GET query "a=1&b=true&c=x" (percent-encoded) as a JSON object text. */
 static int query_json(const char *q, vt_buf *b)
 {
 	vt_json_writer w;
@@ -74,23 +119,18 @@ static int query_json(const char *q, vt_buf *b)
 		const char *amp = strchr(q, '&');
 		size_t len = amp ? (size_t)(amp - q) : strlen(q);
 		const char *eq = memchr(q, '=', len);
-		if (eq) {
-			char v[256];
-			size_t vl = len - (size_t)(eq - q) - 1;
-			if (vl >= sizeof v)
-				return VT_EINVAL;
-			memcpy(v, eq + 1, vl);
-			v[vl] = '\0';
-			vt_json_w_key(&w, q, (size_t)(eq - q));
-			char *end;
-			double d = strtod(v, &end);
-			(void)d;
-			if (!strcmp(v, "true") || !strcmp(v, "false"))
-				vt_json_w_bool(&w, v[0] == 't');
-			else if (vl && !*end)
-				vt_json_w_raw(&w, v, vl);
+		char k[128], v[512];
+		if (len && (!eq ||
+			    url_decode(q, (size_t)(eq - q), k, sizeof k) ||
+			    url_decode(eq + 1, len - (size_t)(eq - q) - 1, v,
+				       sizeof v)))
+			return VT_EINVAL;
+		if (len) {
+			vt_json_w_key(&w, k, strlen(k));
+			if (json_scalar(v))
+				vt_json_w_raw(&w, v, strlen(v));
 			else
-				vt_json_w_str(&w, v, vl);
+				vt_json_w_str(&w, v, strlen(v));
 		}
 		q = amp ? amp + 1 : NULL;
 	}
@@ -230,9 +270,18 @@ static void rest_done(uv_work_t *w, int status)
 {
 	struct rest_job *j = w->data;
 	(void)status;
-	if (j->code)
+	if (j->code && (j->status == 429 || j->status == 503)) {
+		/* overload: tell clients when to come back */
+		char body[512];
+		size_t n = vt_http_error_json(body, sizeof body, j->status,
+					      j->code, j->err.msg);
+		vt_http_respond_hdrs(j->req, j->status, "application/json",
+				     "Retry-After: 1\r\n", body,
+				     n < sizeof body ? n : sizeof body - 1);
+	} else if (j->code) {
 		vt_http_respond_error(j->req, j->status, j->code, "%s",
 				      j->err.msg);
+	}
 	else
 		vt_http_respond(j->req, j->status, j->ctype, j->out.data,
 				j->out.len);
