@@ -860,14 +860,16 @@ int vt_json_get_double(const vt_json_value *v, double *out, vt_errmsg *e)
 	return 0;
 }
 
+/* FLT_MAX plus half an ulp: doubles from here on round to infinity. */
+#define FLOAT_ROUNDS_TO_INF 0x1.ffffffp127
+
 int vt_json_get_float(const vt_json_value *v, float *out, vt_errmsg *e)
 {
 	if (v->type != VT_JSON_NUMBER)
 		return type_err(v, "a number", e);
-	float f = (float)v->u.num;
-	if (isinf(f))
+	if (!(fabs(v->u.num) < FLOAT_ROUNDS_TO_INF))
 		return range_err(v, "float", e);
-	*out = f;
+	*out = (float)v->u.num;
 	return 0;
 }
 
@@ -946,10 +948,9 @@ int vt_json_get_floats(const vt_json_value *v, float *out, size_t cap, size_t *n
 	for (size_t i = 0; i < cnt; i++, c += c->tree) {
 		if (c->type != VT_JSON_NUMBER)
 			return type_err(c, "a number", e);
-		float f = (float)c->u.num;
-		if (isinf(f))
+		if (!(fabs(c->u.num) < FLOAT_ROUNDS_TO_INF))
 			return range_err(c, "float", e);
-		out[i] = f;
+		out[i] = (float)c->u.num;
 	}
 	return 0;
 }
