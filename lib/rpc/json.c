@@ -804,6 +804,8 @@ char *vt_json_path(const vt_json_value *v, char *buf, size_t cap)
 			i++;
 		}
 		assert(c < end);
+		if (c >= end)
+			break; /* v is not in this document: keep what we have */
 	}
 	return buf;
 }
