@@ -19,6 +19,10 @@ static const double p10[48] = {
 	1e36, 1e37, 1e38, 1e39, 1e40, 1e41, 1e42, 1e43, 1e44, 1e45, 1e46, 1e47,
 };
 
+/* 10^-0..10^-8, rounded: only used to pick candidates, which are then
+ * checked exactly. */
+static const double inv10[9] = {1e0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8};
+
 static const uint64_t p10u[10] = {
 	1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000,
 };
@@ -26,35 +30,36 @@ static const uint64_t p10u[10] = {
 /* Writes the decimal digits[0..nd) * 10^(E - nd + 1) (E: the exponent of
  * the first digit, nd >= 1, no trailing zeros): plain notation for
  * -6 <= E <= 8, else d.ddde<E>. */
+/* (Byte loops: the strings are short, a memcpy call costs more.) */
 static size_t fmt_digits(char *o, const char *dg, int nd, int E)
 {
 	char *s = o;
 	if (E >= 0 && E <= 8) {
 		if (nd <= E + 1) {
-			memcpy(o, dg, (size_t)nd);
-			o += nd;
+			for (int i = 0; i < nd; i++)
+				*o++ = dg[i];
 			for (int i = nd; i <= E; i++)
 				*o++ = '0';
 		} else {
-			memcpy(o, dg, (size_t)E + 1);
-			o += E + 1;
+			for (int i = 0; i <= E; i++)
+				*o++ = dg[i];
 			*o++ = '.';
-			memcpy(o, dg + E + 1, (size_t)(nd - E - 1));
-			o += nd - E - 1;
+			for (int i = E + 1; i < nd; i++)
+				*o++ = dg[i];
 		}
 	} else if (E < 0 && E >= -6) {
 		*o++ = '0';
 		*o++ = '.';
 		for (int i = -1; i > E; i--)
 			*o++ = '0';
-		memcpy(o, dg, (size_t)nd);
-		o += nd;
+		for (int i = 0; i < nd; i++)
+			*o++ = dg[i];
 	} else {
 		*o++ = dg[0];
 		if (nd > 1) {
 			*o++ = '.';
-			memcpy(o, dg + 1, (size_t)nd - 1);
-			o += nd - 1;
+			for (int i = 1; i < nd; i++)
+				*o++ = dg[i];
 		}
 		*o++ = 'e';
 		int x = E;
@@ -114,9 +119,9 @@ typedef struct fctx {
  * their first digit in *e if the nearest p-digit decimal reads back as the
  * float; 0 if not; -1 if this method cannot tell (exponent outside the
  * exact range). */
-static int probe(const fctx *c, int p, uint64_t *D_out, int *e_out)
+static inline int probe(const fctx *c, int p, uint64_t *D_out, int *e_out)
 {
-	uint64_t D = (uint64_t)(c->S / p10[9 - p] + 0.5);
+	uint64_t D = (uint64_t)(c->S * inv10[9 - p] + 0.5);
 	int k = c->E - p + 1, e = c->E;
 	if (D >= p10u[p]) { /* 9.96 -> 10.0 */
 		D /= 10;
@@ -185,26 +190,37 @@ size_t vt_json_fmt_float(char *buf, float v)
 
 	/* The nearest p-digit decimal only gets closer as p grows, so when
 	 * the interval is symmetric (the mantissa is not zero) "p digits
-	 * read back" is monotonic in p: binary search. At powers of two the
-	 * lower half-interval is narrower: search linearly. */
-	uint64_t D;
-	int e, r, p;
+	 * read back" is monotonic in p: search for the smallest such p. The
+	 * first probe is the guess g where the digit spacing 10^(9-g) first
+	 * falls below the interval's width W (in units of S); the second is
+	 * its neighbour, which usually settles it. At powers of two the lower
+	 * half-interval is narrower: search linearly. */
+	uint64_t D = 0;
+	int e = 0, r = 0, p;
 	if (c.bits & 0x7FFFFFu) {
-		int a = 1, b = 9, got = 0; /* got: the p of D and e, if any */
+		int k = 8 - c.E;
+		double W = k >= 0 ? (c.hi - c.lo) * p10[k] : (c.hi - c.lo) / p10[-k];
+		int g = 9;
+		while (g > 1 && p10[10 - g] < W)
+			g--;
+		int a = 1, b = 9, got = 0, mid = g;
 		uint64_t D1;
 		int e1;
 		while (a < b) {
-			int mid = (a + b) / 2;
 			r = probe(&c, mid, &D1, &e1);
 			if (r < 0)
 				return (size_t)(o - buf) + fmt_float_slow(o, af);
 			if (r) {
+				/* first success: try just below; later: bisect */
+				int next = got ? (a + mid - 1) / 2 : mid - 1;
 				b = mid;
 				got = mid;
 				D = D1;
 				e = e1;
+				mid = next;
 			} else {
 				a = mid + 1;
+				mid = (a + b) / 2;
 			}
 		}
 		p = a;
