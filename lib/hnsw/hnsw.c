@@ -1141,7 +1141,16 @@ static int draw_level(vt_hnsw *h)
 	return l > VT__MAX_LEVEL ? VT__MAX_LEVEL : l;
 }
 
-/* Connects the node `id` (whose row is stored) into the graph. */
+/* Connects the node `id` (whose row is stored) into the graph, in two
+ * passes: first its own lists on every layer, then the reverse links that
+ * make it reachable. Other inserts can reach a node only through a reverse
+ * link to it, so they never see it half-linked. When they could (reverse
+ * links written layer by layer), an insert that descended onto it found an
+ * empty list one layer down, chose it as its only neighbour, and the
+ * reverse link it added there was overwritten when this node wrote its own
+ * list: concurrent builds left nodes no search could reach (tested in
+ * test_hnsw_threads). hnswlib avoids the same race by holding the new
+ * node's lock for the whole insert. */
 static void link_node(vt_hnsw *h, struct vt__searcher *s, const qctx *c,
 		      uint32_t id, int level)
 {
@@ -1163,7 +1172,13 @@ static void link_node(vt_hnsw *h, struct vt__searcher *s, const qctx *c,
 	}
 	float d = dist_q(c, ep);
 	ep = greedy(h, c, ep, &d, top, level);
-	for (int l = level < top ? level : top; l >= 0; l--) {
+	int low = level < top ? level : top;
+	/* Per layer: the neighbours chosen and their distances. */
+	uint32_t sel[VT__MAX_LEVEL + 1][VT_HNSW_MAX_M];
+	float seld[VT__MAX_LEVEL + 1][VT_HNSW_MAX_M];
+	uint32_t nsel[VT__MAX_LEVEL + 1];
+	for (int l = low; l >= 0; l--) {
+		nsel[l] = 0;
 		search_layer(h, s, c, ep, d, l, h->p.ef_construction,
 			     h->p.ef_construction, 1);
 		uint32_t n = 0;
@@ -1177,22 +1192,21 @@ static void link_node(vt_hnsw *h, struct vt__searcher *s, const qctx *c,
 		ep = s->tid[0];
 		d = s->td[0];
 		uint32_t k = select_neighbours(c, s->tid, s->td, n, h->m, s->tid2);
-		/* The distances of the kept ones, for add_reverse. */
-		float kd[VT_HNSW_MAX_M];
 		for (uint32_t i = 0, j = 0; i < k; i++) {
 			while (s->tid[j] != s->tid2[i])
 				j++;
-			kd[i] = s->td[j];
+			sel[l][i] = s->tid2[i];
+			seld[l][i] = s->td[j];
 		}
+		nsel[l] = k;
 		uint32_t cap = l == 0 ? h->m0 : h->m;
 		pthread_mutex_lock(stripe(h, id));
-		write_list(vt__links(h, id, l), cap, s->tid2, k);
+		write_list(vt__links(h, id, l), cap, sel[l], k);
 		pthread_mutex_unlock(stripe(h, id));
-		uint32_t sel[VT_HNSW_MAX_M];
-		memcpy(sel, s->tid2, k * sizeof *sel);
-		for (uint32_t i = 0; i < k; i++)
-			add_reverse(h, s, c, sel[i], id, l, kd[i]);
 	}
+	for (int l = low; l >= 0; l--)
+		for (uint32_t i = 0; i < nsel[l]; i++)
+			add_reverse(h, s, c, sel[l][i], id, l, seld[l][i]);
 	if (hold) {
 		store_ep(h, id, level);
 		pthread_mutex_unlock(&h->entry_lock);
