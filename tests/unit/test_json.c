@@ -451,6 +451,31 @@ static void test_float_writer(void **state)
 	assert_int_equal(vt_json_fmt_float(buf, NAN), 0);
 	assert_int_equal(vt_json_fmt_float(buf, INFINITY), 0);
 
+	/* every power of two and its neighbours (the asymmetric intervals),
+	 * and the subnormal range's edges */
+	for (uint32_t ex = 0; ex < 255; ex++) {
+		for (int dm = -2; dm <= 2; dm++) {
+			uint32_t bits = ex << 23;
+			if (dm < 0 && bits < (uint32_t)-dm)
+				continue;
+			bits = (uint32_t)((int64_t)bits + dm);
+			for (int sign = 0; sign < 2; sign++) {
+				float f;
+				uint32_t b = bits | (uint32_t)sign << 31;
+				memcpy(&f, &b, sizeof f);
+				if (!isfinite(f) || f == 0)
+					continue;
+				size_t k = vt_json_fmt_float(buf, f);
+				buf[k] = '\0';
+				if (strtof(buf, NULL) != f || (float)strtod(buf, NULL) != f)
+					fail_msg("float %a wrote %s", (double)f, buf);
+				if (count_digits(buf) != ref_digits(f))
+					fail_msg("float %a wrote %s, %d digits suffice", (double)f,
+						 buf, ref_digits(f));
+			}
+		}
+	}
+
 	int n = getenv("VT_JSON_QUICK") ? 100000 : 1000000;
 	int longer = 0;
 	for (int i = 0; i < n; i++) {
