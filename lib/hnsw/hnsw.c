@@ -1766,6 +1766,61 @@ static void repair_node(vt_hnsw *h, struct vt__searcher *s, const qctx *c,
 	write_list(lst, cap, s->tid2, k);
 }
 
+/* After repair, a live node whose only in-links came from deleted nodes
+ * has none left and no search can reach it (one-hop repair re-picks each
+ * node's out-links, not anyone's in-links). Gives every such node at
+ * `level` a link from its nearest out-neighbour: appended when that list
+ * has room, else in place of the farthest entry whose target keeps
+ * another in-link. `indeg` has room for n_slots counters. */
+static void ensure_in_links(vt_hnsw *h, const qctx *c, int level,
+			    uint32_t *indeg, uint32_t ep)
+{
+	uint32_t cap = level == 0 ? h->m0 : h->m;
+	memset(indeg, 0, h->n_slots * sizeof *indeg);
+	for (uint32_t u = 0; u < h->n_slots; u++) {
+		if (is_gone(h, u) || h->levels[u] < level)
+			continue;
+		const uint32_t *lst = vt__links(h, u, level);
+		for (uint32_t j = 0; j < cap && lst[j] != VT__NONE; j++)
+			indeg[lst[j]]++;
+	}
+	for (uint32_t u = 0; u < h->n_slots; u++) {
+		if (is_gone(h, u) || h->levels[u] < level || indeg[u] || u == ep)
+			continue;
+		const uint32_t *out = vt__links(h, u, level);
+		uint32_t v = VT__NONE;
+		float best = INFINITY;
+		for (uint32_t j = 0; j < cap && out[j] != VT__NONE; j++) {
+			float d = dist_nn(c, u, out[j]);
+			if (d < best) {
+				best = d;
+				v = out[j];
+			}
+		}
+		if (v == VT__NONE)
+			continue; /* isolated: nothing to hang it on */
+		uint32_t *lst = vt__links(h, v, level);
+		uint32_t j = 0, worst = VT__NONE;
+		float wd = -1;
+		for (; j < cap && lst[j] != VT__NONE; j++) {
+			float d = dist_nn(c, v, lst[j]);
+			if (indeg[lst[j]] >= 2 && d > wd) {
+				wd = d;
+				worst = j;
+			}
+		}
+		if (j < cap) {
+			lst[j] = u;
+		} else if (worst != VT__NONE) {
+			indeg[lst[worst]]--;
+			lst[worst] = u;
+		} else {
+			continue;
+		}
+		indeg[u]++;
+	}
+}
+
 VT_API int vt_hnsw_consolidate(vt_hnsw *h)
 {
 	struct vt__searcher *s = searcher_get(h);
@@ -1811,6 +1866,13 @@ VT_API int vt_hnsw_consolidate(vt_hnsw *h)
 			}
 		store_ep(h, best, bl);
 	}
+	load_ep(h, &ep, &top);
+	uint32_t *indeg = vt_malloc((h->n_slots ? h->n_slots : 1) * sizeof *indeg);
+	if (indeg) {
+		for (int l = 0; l <= top; l++)
+			ensure_in_links(h, &c, l, indeg, ep);
+		vt_free(indeg);
+	} /* else: the repair stands, without the in-link pass */
 	for (uint32_t u = 0; u < h->n_slots; u++) {
 		if (!(h->flags[u] & VT__F_DELETED))
 			continue;

@@ -800,10 +800,72 @@ static void test_memory_accounting(void **state)
 	free(data);
 }
 
+
+/* Consolidation must leave every live point reachable: one-hop repair
+ * re-picks out-links, so a node whose in-links all came from deleted nodes
+ * had none left (found by the shard crash test). Churn (updates, deletes,
+ * consolidations) on a small-m index, then every live point must be found
+ * by its own vector with a beam covering the whole index. */
+static void test_consolidate_keeps_nodes_reachable(void **state)
+{
+	enum { RD = 16, RN = 400 };
+	(void)state;
+	float *v = malloc(sizeof(float) * RD * RN);
+	int *live = calloc(RN, sizeof *live);
+	vt_rng rng;
+	vt_rng_seed(&rng, 99);
+	vt_hnsw_params p;
+	vt_hnsw_params_default(&p, RD, VT_METRIC_L2);
+	p.m = 8;
+	p.ef_construction = 64;
+	vt_hnsw *h;
+	vt_errmsg e;
+	assert_int_equal(vt_hnsw_create(&p, &h, &e), 0);
+	int lost = 0, checks = 0;
+	for (int round = 0; round < 60; round++) {
+		for (int op = 0; op < 300; op++) {
+			int id = (int)(vt_rng_next(&rng) % RN);
+			if (live[id] && vt_rng_double(&rng) < 0.4) {
+				assert_int_equal(vt_hnsw_delete(h, (uint64_t)id), 0);
+				live[id] = 0;
+				continue;
+			}
+			for (int j = 0; j < RD; j++)
+				v[id * RD + j] = (float)vt_rng_double(&rng) * 2 - 1;
+			assert_int_equal(vt_hnsw_insert(h, (uint64_t)id,
+							v + id * RD),
+					 0);
+			live[id] = 1;
+		}
+		assert_true(vt_hnsw_consolidate(h) >= 0);
+		for (int id = 0; id < RN; id++) {
+			if (!live[id])
+				continue;
+			vt_hnsw_query q;
+			vt_hnsw_query_default(&q, 1);
+			q.ef = 2 * RN;
+			vt_hnsw_hit hit;
+			size_t n;
+			assert_int_equal(vt_hnsw_search(h, v + id * RD, &q, &hit,
+							&n),
+					 0);
+			checks++;
+			lost += n != 1 || hit.label != (uint64_t)id;
+		}
+	}
+	vt_hnsw_destroy(h);
+	free(v);
+	free(live);
+	if (lost)
+		fail_msg("%d of %d live points unreachable after consolidation",
+			 lost, checks);
+}
+
 int main(void)
 {
 	vt_log_set_level(VT_LOG_WARN);
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_consolidate_keeps_nodes_reachable),
 		cmocka_unit_test(test_params_are_validated),
 		cmocka_unit_test(test_recall_l2),
 		cmocka_unit_test(test_recall_ip),
