@@ -736,11 +736,21 @@ static int m_search(vt_api *api, vt_api_ctx *cx, const ProtobufCMessage *in,
 	if (rc || (rc = search_query(api, cx, c, r, NULL, &q, err)) ||
 	    (rc = check_deadline(cx, err)))
 		return rc;
+	/* timeout_ms bounds this search as well as the request's deadline */
+	if (r->has_timeout_ms && r->timeout_ms) {
+		uint64_t dl = vt_clock_mono_ns() +
+			      (uint64_t)r->timeout_ms * 1000000u;
+		if (!cx->deadline_ns || dl < cx->deadline_ns)
+			cx->deadline_ns = dl;
+	}
 	vt_coll_results *res = results_for_request(cx);
 	if (!res)
 		return NOMEM(err);
 	if ((rc = vt_coll_search(c, &q, NULL, NULL, res, err)))
 		return rc;
+	if (cx->deadline_ns && vt_clock_mono_ns() > cx->deadline_ns)
+		return vt_errmsg_set(err, VT_ETIMEDOUT,
+				     "deadline exceeded during the search");
 	return search_response(cx, res->hits, res->n,
 			       vt_coll_config_get(c)->shard.dim,
 			       (Vectron__V1__SearchResponse **)resp, err);

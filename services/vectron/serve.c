@@ -62,6 +62,7 @@ struct rest_job {
 	vt_errmsg err;
 	const char *ctype;
 	vt_buf out;
+	uint64_t t0;            /* arrival: the deadline counts from here */
 };
 
 static int hexval(char c)
@@ -220,10 +221,18 @@ static void rest_api(struct rest_job *j)
 	}
 	ProtobufCMessage *msg, *resp;
 	if ((rc = vt_pbjson_decode(vt_json_root(doc), j->method->input, a, &msg,
-				   &j->err)) ||
-	    (rc = apply_params(j, a, msg)))
+				   &j->err))) {
+		if (!strncmp(j->err.msg, "$:", 2)) {
+			char rest[VT_ERRMSG_SIZE];
+			snprintf(rest, sizeof rest, "%s", j->err.msg + 1);
+			vt_errmsg_set(&j->err, rc, "body%s", rest);
+		}
 		goto fail;
-	vt_api_ctx cx = {a, deadline_from(s, 0), NULL, NULL};
+	}
+	if ((rc = apply_params(j, a, msg)))
+		goto fail;
+	vt_api_ctx cx = {a, j->t0 + (uint64_t)s->cfg.timeout_ms * 1000000u,
+			 NULL, NULL};
 	if ((rc = vt_api_call(s->api, j->method, &cx, msg, &resp, &j->err)))
 		goto done;
 	if (j->m.route->single &&
@@ -334,6 +343,7 @@ static void on_http(void *ud, vt_http_req *req)
 	j->srv = s;
 	j->req = req;
 	j->m = m;
+	j->t0 = vt_clock_mono_ns();
 	j->ctype = "application/json";
 	j->method = m.route->method ? vt_api_method_find(m.route->method) : NULL;
 	vt_buf_init(&j->out, (size_t)1 << 31);
