@@ -983,38 +983,8 @@ int vt_api_call(vt_api *api, const vt_api_method *m, vt_api_ctx *cx,
 
 vt_api_status vt_api_status_of(int e)
 {
-	switch (e) {
-	case 0:
-		return (vt_api_status){200, 0, "OK"};
-	case VT_EINVAL:
-	case VT_ECORRUPT:
-	case VT_EVERSION:
-	case VT_ERANGE:
-		return (vt_api_status){400, 3, "INVALID_ARGUMENT"};
-	case VT_ENOENT:
-		return (vt_api_status){404, 5, "NOT_FOUND"};
-	case VT_EEXIST:
-		return (vt_api_status){409, 6, "ALREADY_EXISTS"};
-	case VT_ELIMIT:
-		return (vt_api_status){413, 8, "RESOURCE_EXHAUSTED"};
-	case VT_EOVERLOAD:
-	case VT_EBUSY:
-		return (vt_api_status){429, 8, "RESOURCE_EXHAUSTED"};
-	case VT_ETIMEDOUT:
-		return (vt_api_status){504, 4, "DEADLINE_EXCEEDED"};
-	case VT_ENOTSUP:
-		return (vt_api_status){501, 12, "UNIMPLEMENTED"};
-	case VT_EREADONLY:
-	case VT_ENOSPC:
-		/* The operator must act; retrying does not help until then. */
-		return (vt_api_status){507, 9, "FAILED_PRECONDITION"};
-	case VT_ESHUTDOWN:
-		return (vt_api_status){503, 14, "UNAVAILABLE"};
-	case VT_ECANCELED:
-		return (vt_api_status){499, 1, "CANCELLED"};
-	default:
-		return (vt_api_status){500, 13, "INTERNAL"};
-	}
+	vt_err_status st = vt_err_status_of(e);
+	return (vt_api_status){st.http, st.grpc, st.name};
 }
 
 void vt_api_observe(vt_api *api, const vt_api_method *m, int vt_err,

@@ -106,3 +106,47 @@ int vt_errmsg_prefix(vt_errmsg *e, int code, const char *fmt, ...)
 	e->msg[n] = '\0';
 	return code;
 }
+
+vt_err_status vt_err_status_of(int e)
+{
+	switch (e) {
+	case VT_OK:
+		return (vt_err_status){200, 0, "OK"};
+	case VT_EINVAL:
+		return (vt_err_status){400, 3, "INVALID_ARGUMENT"};
+	case VT_ERANGE:
+		return (vt_err_status){400, 11, "OUT_OF_RANGE"};
+	case VT_ENOENT:
+		return (vt_err_status){404, 5, "NOT_FOUND"};
+	case VT_EEXIST:
+		return (vt_err_status){409, 6, "ALREADY_EXISTS"};
+	case VT_ELIMIT:
+		return (vt_err_status){413, 8, "RESOURCE_EXHAUSTED"};
+	case VT_EOVERLOAD:
+		return (vt_err_status){429, 8, "RESOURCE_EXHAUSTED"};
+	case VT_ECANCELED:
+		return (vt_err_status){499, 1, "CANCELLED"};
+	case VT_ENOTSUP:
+		return (vt_err_status){501, 12, "UNIMPLEMENTED"};
+	/* The server cannot do it now; another node or a later try can. */
+	case VT_ENOMEM:
+		return (vt_err_status){503, 8, "RESOURCE_EXHAUSTED"};
+	case VT_EBUSY:
+	case VT_ESHUTDOWN:
+		return (vt_err_status){503, 14, "UNAVAILABLE"};
+	/* Not fixed by retrying: the operator must act (lift read-only after
+	 * a disk error; free disk space). */
+	case VT_EREADONLY:
+		return (vt_err_status){503, 9, "FAILED_PRECONDITION"};
+	case VT_ENOSPC:
+		return (vt_err_status){507, 8, "RESOURCE_EXHAUSTED"};
+	case VT_ETIMEDOUT:
+		return (vt_err_status){504, 4, "DEADLINE_EXCEEDED"};
+	/* Stored data that does not read back: never the client's fault. */
+	case VT_ECORRUPT:
+	case VT_EVERSION:
+		return (vt_err_status){500, 15, "DATA_LOSS"};
+	default:
+		return (vt_err_status){500, 13, "INTERNAL"};
+	}
+}

@@ -43,6 +43,18 @@ VT_API const char *vt_strerror(int code);
 /* Returns the VT_E* name of a code ("VT_ENOENT"), or "VT_E?" if unknown. */
 VT_API const char *vt_errname(int code);
 
+/* What a client is told for a VT_E* code: the HTTP status, the gRPC status
+ * code and its canonical name ("INVALID_ARGUMENT"). One table for every
+ * transport (docs/api.md has it with the reasons). 0 gives 200, 0, "OK";
+ * an unknown code 500, 13, "INTERNAL". */
+typedef struct vt_err_status {
+	int http;
+	int grpc;
+	const char *name;
+} vt_err_status;
+
+VT_API vt_err_status vt_err_status_of(int code);
+
 /* Maps a positive errno value to the closest VT_E* code. */
 VT_API int vt_err_from_errno(int err);
 

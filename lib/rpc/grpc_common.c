@@ -29,38 +29,8 @@ void vt_grpc_msg_free(ProtobufCMessage *msg)
 
 int vt_grpc_status_from_err(int e)
 {
-	switch (e) {
-	case VT_OK:
-		return VT_GRPC_OK;
-	case VT_EINVAL:
-	case VT_ERANGE:
-		return VT_GRPC_INVALID_ARGUMENT;
-	case VT_ENOENT:
-		return VT_GRPC_NOT_FOUND;
-	case VT_EEXIST:
-		return VT_GRPC_ALREADY_EXISTS;
-	case VT_ETIMEDOUT:
-		return VT_GRPC_DEADLINE_EXCEEDED;
-	case VT_EOVERLOAD:
-	case VT_ELIMIT:
-		return VT_GRPC_RESOURCE_EXHAUSTED;
-	/* Not retryable by waiting on this node: the operator must act (free
-	 * disk, lift read-only), so the client should not spin on it. */
-	case VT_EREADONLY:
-	case VT_ENOSPC:
-		return VT_GRPC_FAILED_PRECONDITION;
-	case VT_ENOTSUP:
-		return VT_GRPC_UNIMPLEMENTED;
-	case VT_ESHUTDOWN:
-	case VT_EBUSY:
-		return VT_GRPC_UNAVAILABLE;
-	case VT_ECANCELED:
-		return VT_GRPC_CANCELLED;
-	case VT_ECORRUPT:
-		return VT_GRPC_DATA_LOSS;
-	default:
-		return VT_GRPC_INTERNAL;
-	}
+	/* One table for every transport: lib/base/error.c. */
+	return vt_err_status_of(e).grpc;
 }
 
 const char *vt_grpc_status_name(int s)

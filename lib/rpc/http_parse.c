@@ -145,29 +145,11 @@ size_t vt_http_error_json(char *buf, size_t cap, int status, const char *code,
 
 int vt_http_status_from_err(int e, const char **code_out)
 {
-	int st = 500;
-	const char *code = "INTERNAL";
-	switch (e) {
-	case VT_EINVAL: st = 400; code = "INVALID_ARGUMENT"; break;
-	case VT_ERANGE: st = 400; code = "OUT_OF_RANGE"; break;
-	case VT_ENOENT: st = 404; code = "NOT_FOUND"; break;
-	case VT_EEXIST: st = 409; code = "ALREADY_EXISTS"; break;
-	case VT_EREADONLY: st = 409; code = "FAILED_PRECONDITION"; break;
-	case VT_ELIMIT: st = 413; code = "RESOURCE_EXHAUSTED"; break;
-	case VT_EOVERLOAD: st = 429; code = "RESOURCE_EXHAUSTED"; break;
-	case VT_ENOMEM: st = 503; code = "RESOURCE_EXHAUSTED"; break;
-	case VT_ENOSPC: st = 507; code = "RESOURCE_EXHAUSTED"; break;
-	case VT_ECANCELED: st = 499; code = "CANCELLED"; break;
-	case VT_ENOTSUP: st = 501; code = "UNIMPLEMENTED"; break;
-	case VT_EBUSY:
-	case VT_ESHUTDOWN: st = 503; code = "UNAVAILABLE"; break;
-	case VT_ETIMEDOUT: st = 504; code = "DEADLINE_EXCEEDED"; break;
-	case VT_ECORRUPT: st = 500; code = "DATA_LOSS"; break;
-	default: break;
-	}
+	/* One table for every transport: lib/base/error.c. */
+	vt_err_status st = vt_err_status_of(e);
 	if (code_out)
-		*code_out = code;
-	return st;
+		*code_out = st.name;
+	return st.http;
 }
 
 static const char *reason(int st)

@@ -530,8 +530,9 @@ static void test_helpers(void **state)
 			 VT_GRPC_RESOURCE_EXHAUSTED);
 	assert_int_equal(vt_grpc_status_from_err(VT_EREADONLY),
 			 VT_GRPC_FAILED_PRECONDITION);
+	/* the gRPC docs' own example of RESOURCE_EXHAUSTED: a full disk */
 	assert_int_equal(vt_grpc_status_from_err(VT_ENOSPC),
-			 VT_GRPC_FAILED_PRECONDITION);
+			 VT_GRPC_RESOURCE_EXHAUSTED);
 	assert_int_equal(vt_grpc_status_from_err(VT_ENOTSUP),
 			 VT_GRPC_UNIMPLEMENTED);
 	assert_int_equal(vt_grpc_status_from_err(VT_ESHUTDOWN),
