@@ -436,7 +436,13 @@ VT_API int vt_hnsw_load_mem(const void *data, size_t len,
 	if (hd.ep != VT__NONE && hd.max_level > VT__MAX_LEVEL)
 		return BAD("max level %u", hd.max_level);
 
-	rc = vt__hnsw_alloc(&p, hd.n_slots, &h, err);
+	/* Room for growth: a loaded index usually takes inserts next (a shard
+	 * replays its WAL), and an index allocated full doubles every array
+	 * on the first one, under the exclusive lock. */
+	uint64_t cap = (uint64_t)hd.n_slots + (hd.n_slots / 8 > 1024 ? hd.n_slots / 8 : 1024);
+	if (cap > VT__MAX_NODES)
+		cap = VT__MAX_NODES;
+	rc = vt__hnsw_alloc(&p, (uint32_t)cap, &h, err);
 	if (rc)
 		return rc;
 	uint32_t n = hd.n_slots;
