@@ -5,11 +5,16 @@
  * the mutex and only until its last task has finished. */
 #include "pool.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "alloc.h"
+#include "log.h"
 
 struct job {
 	vt_pool_fn fn;
@@ -28,6 +33,7 @@ struct vt_pool {
 	unsigned workers;
 	pthread_t *threads;
 	int stop;
+	int nice;
 };
 
 unsigned vt_cpu_count(void)
@@ -69,9 +75,20 @@ static void run_one(vt_pool *p, struct job *j, size_t i)
 		pthread_cond_broadcast(&p->done);
 }
 
+void vt_thread_nice(int nice)
+{
+	if (nice <= 0)
+		return;
+	/* Linux: a thread's priority is per task id, not per process. */
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice))
+		VT_LOG(VT_LOG_WARN, "pool", "setpriority(%d): %s", nice,
+		       strerror(errno));
+}
+
 static void *worker(void *arg)
 {
 	vt_pool *p = arg;
+	vt_thread_nice(p->nice);
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		size_t i;
@@ -90,9 +107,15 @@ static void *worker(void *arg)
 
 int vt_pool_create(unsigned workers, vt_pool **out)
 {
+	return vt_pool_create_nice(workers, 0, out);
+}
+
+int vt_pool_create_nice(unsigned workers, int nice, vt_pool **out)
+{
 	vt_pool *p = vt_calloc(1, sizeof *p);
 	if (!p)
 		return VT_ENOMEM;
+	p->nice = nice;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->done, NULL);

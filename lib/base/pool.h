@@ -24,6 +24,15 @@ VT_API unsigned vt_cpu_count(void);
  * *out with vt_pool_destroy. */
 VT_API int vt_pool_create(unsigned workers, vt_pool **out);
 
+/* As vt_pool_create, with the workers at scheduling priority `nice`
+ * (setpriority; 0 = unchanged, 1..19 = lower) for background work that
+ * must not take the CPU from acknowledging writes. A priority that cannot
+ * be set is logged and ignored. */
+VT_API int vt_pool_create_nice(unsigned workers, int nice, vt_pool **out);
+
+/* Lowers the calling thread's scheduling priority to `nice` (as above). */
+VT_API void vt_thread_nice(int nice);
+
 /* Stops and joins the workers (NULL is a no-op). No loop may be running. */
 VT_API void vt_pool_destroy(vt_pool *p);
 

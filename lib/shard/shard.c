@@ -28,6 +28,7 @@ void vt_shard_opts_default(vt_shard_opts *o)
 	o->snapshot_entries = 20000;
 	o->consolidate_ratio = 0.1;
 	o->background = 1;
+	o->index_nice = 10;
 }
 
 char *vt__path_join(const char *dir, const char *name)
@@ -187,10 +188,6 @@ int vt_shard_open(const char *dir, const vt_shard_opts *o, vt_shard **out,
 	s->opts.name = s->name;
 	if (!s->opts.index_threads)
 		s->opts.index_threads = vt_cpu_count();
-	if ((rc = vt_pool_create(s->opts.index_threads - 1, &s->pool))) {
-		vt_errmsg_set(err, rc, "starting index threads");
-		goto fail;
-	}
 	vt_store_opts so;
 	vt_store_opts_default(&so);
 	/* An existing store keeps its dim; the meta check below compares it
@@ -221,6 +218,17 @@ int vt_shard_open(const char *dir, const vt_shard_opts *o, vt_shard **out,
 	}
 	s->schema.fields = s->schema_fields;
 	s->schema.n = s->cfg.n_fields;
+	/* Async indexing is background work: its threads yield the CPU to
+	 * the writes being acknowledged. Sync mode indexes on the write
+	 * path, at the writer's priority. */
+	if ((rc = vt_pool_create_nice(s->opts.index_threads - 1,
+				      s->cfg.index_mode == VT_INDEX_ASYNC
+					      ? s->opts.index_nice
+					      : 0,
+				      &s->pool))) {
+		vt_errmsg_set(err, rc, "starting index threads");
+		goto fail;
+	}
 	if ((rc = vt__shard_index_open(s, err))) {
 		vt_errmsg_prefix(err, rc, "shard %s", s->name);
 		goto fail;

@@ -69,6 +69,10 @@ typedef struct vt_shard_opts {
 				     default 1000 */
 	unsigned index_threads;   /* threads that insert into the index,
 				     default: online CPUs */
+	int index_nice;           /* async mode: scheduling priority (nice)
+				     of the indexing threads, default 10, so
+				     acknowledging writes keeps the CPU; 0 =
+				     the writer's priority */
 	uint64_t snapshot_entries; /* index snapshot after this many index
 				      changes since the last, default 20000;
 				      0 = only vt_shard_checkpoint */

@@ -636,6 +636,8 @@ static void *maintain(void *arg)
 {
 	vt_shard *s = arg;
 	uint32_t backoff_ms = 0;
+	if (s->cfg.index_mode == VT_INDEX_ASYNC)
+		vt_thread_nice(s->opts.index_nice);
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		int async = s->cfg.index_mode == VT_INDEX_ASYNC;
