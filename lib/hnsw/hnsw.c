@@ -1633,8 +1633,13 @@ VT_API int vt_hnsw_search(vt_hnsw *h, const float *query,
 	float *ds = s->td;
 	if (!q->filter) {
 		search_layer(h, s, &c, ep, d, 0, ef, keep, VT__QUERY_WIDTH);
+		/* Without tombstones every node the walk reached is live (a
+		 * reachable node is never PENDING or FREE), so the candidates'
+		 * flags, one random load each, need not be read. A delete
+		 * racing this check is concurrent with the query either way. */
+		int all_live = __atomic_load_n(&h->n_tomb, __ATOMIC_ACQUIRE) == 0;
 		for (uint32_t i = 0; i < s->psize && n < r; i++)
-			if (allowed(h, q, s->pids[i])) {
+			if (all_live || allowed(h, q, s->pids[i])) {
 				ids[n] = s->pids[i];
 				ds[n++] = s->pd[i];
 			}
