@@ -13,6 +13,7 @@
 
 #include "base/alloc.h"
 #include "base/buf.h"
+#include "base/file.h"
 #include "base/hash.h"
 #include "hnsw_int.h"
 
@@ -185,99 +186,21 @@ VT_API int vt_hnsw_save(vt_hnsw *h, vt_hnsw_write_fn write, void *ud,
 	return 0;
 }
 
-struct fdsink {
-	int fd;
-	vt_buf buf;
-};
-
-static int fd_flush(struct fdsink *f)
-{
-	size_t off = 0;
-	while (off < f->buf.len) {
-		ssize_t w = write(f->fd, f->buf.data + off, f->buf.len - off);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return vt_err_from_errno(errno);
-		}
-		off += (size_t)w;
-	}
-	vt_buf_reset(&f->buf);
-	return 0;
-}
-
-static int fd_write(void *ud, const void *p, size_t n)
-{
-	struct fdsink *f = ud;
-	if (f->buf.len + n > (1u << 20)) {
-		int rc = fd_flush(f);
-		if (rc)
-			return rc;
-	}
-	if (n >= (1u << 20)) {
-		const uint8_t *b = p;
-		while (n) {
-			ssize_t w = write(f->fd, b, n);
-			if (w < 0) {
-				if (errno == EINTR)
-					continue;
-				return vt_err_from_errno(errno);
-			}
-			b += w;
-			n -= (size_t)w;
-		}
-		return 0;
-	}
-	return vt_buf_append(&f->buf, p, n);
-}
-
-static int fsync_dir_of(const char *path)
-{
-	char dir[4096];
-	const char *slash = strrchr(path, '/');
-	if (!slash)
-		snprintf(dir, sizeof dir, ".");
-	else if (slash == path)
-		snprintf(dir, sizeof dir, "/");
-	else
-		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return vt_err_from_errno(errno);
-	int rc = fsync(fd) ? vt_err_from_errno(errno) : 0;
-	close(fd);
-	return rc;
-}
-
 VT_API int vt_hnsw_save_file(vt_hnsw *h, const char *path, vt_errmsg *err)
 {
-	char tmp[4096];
-	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-		return vt_errmsg_set(err, VT_EINVAL, "path too long");
-	struct fdsink f = {-1, {0}};
-	vt_buf_init(&f.buf, 2u << 20);
-	f.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (f.fd < 0)
-		return vt_errmsg_set(err, vt_err_from_errno(errno), "open %s: %s",
-				     tmp, strerror(errno));
-	int rc = vt_hnsw_save(h, fd_write, &f, err);
-	if (!rc)
-		rc = fd_flush(&f);
-	if (!rc && fsync(f.fd))
-		rc = vt_err_from_errno(errno);
-	if (close(f.fd) && !rc)
-		rc = vt_err_from_errno(errno);
-	vt_buf_free(&f.buf);
-	if (!rc && rename(tmp, path))
-		rc = vt_err_from_errno(errno);
-	if (!rc)
-		rc = fsync_dir_of(path);
-	if (rc) {
-		unlink(tmp);
-		if (!err || !err->msg[0] || rc != VT_OK)
-			vt_errmsg_set(err, rc, "saving %s: %s", path, vt_strerror(rc));
+	/* Written aside, fsynced, renamed, directory fsynced (lib/base). */
+	vt_afile f;
+	int rc = vt_afile_open(&f, path, err);
+	if (rc)
+		return rc;
+	if ((rc = vt_hnsw_save(h, vt_afile_write, &f, err))) {
+		vt_afile_abort(&f);
+		if (!err || !err->msg[0])
+			vt_errmsg_set(err, rc, "saving %s: %s", path,
+				      vt_strerror(rc));
+		return rc;
 	}
-	return rc;
+	return vt_afile_commit(&f, err);
 }
 
 /* ---- reading ------------------------------------------------------------- */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/text.h"
 #include "base/alloc.h"
 #include "rpc/grpc_int.h"
 
@@ -148,17 +149,6 @@ char *vt__grpc_pct_encode(const char *s)
 	return o;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 char *vt__grpc_pct_decode(const char *s, size_t n)
 {
 	char *o = vt_malloc(n + 1), *q = o;
@@ -168,7 +158,7 @@ char *vt__grpc_pct_decode(const char *s, size_t n)
 		int h, l;
 		/* Bad escapes are kept as they are (the spec says so). */
 		if (s[i] == '%' && i + 2 < n &&
-		    (h = hexval(s[i + 1])) >= 0 && (l = hexval(s[i + 2])) >= 0) {
+		    (h = vt_hexval(s[i + 1])) >= 0 && (l = vt_hexval(s[i + 2])) >= 0) {
 			*q++ = (char)(h << 4 | l);
 			i += 2;
 		} else {

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "base/text.h"
+
 static const vt_rest_route routes[] = {
 	{"GET", "/health", NULL, VT_REST_HEALTH, 0},
 	{"GET", "/v1/health", NULL, VT_REST_HEALTH, 0},
@@ -36,41 +38,6 @@ const vt_rest_route *vt_rest_routes(size_t *n)
 	return routes;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Percent-decodes one segment into out (cap bytes, NUL-terminated). */
-static int decode_seg(const char *s, size_t len, char *out, size_t cap)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (c == '%') {
-			int h, l;
-			if (i + 2 >= len || (h = hexval(s[i + 1])) < 0 ||
-			    (l = hexval(s[i + 2])) < 0)
-				return -1;
-			c = (char)(h * 16 + l);
-			if (c == '\0')
-				return -1;
-			i += 2;
-		}
-		if (o + 1 >= cap)
-			return -1;
-		out[o++] = c;
-	}
-	out[o] = '\0';
-	return 0;
-}
-
 /* Matches one pattern; 1 on a fit (m filled, *literals = the literal
  * segments it matched), 0 otherwise, -1 bad input. */
 static int fit(const char *pat, const char *path, vt_rest_match *m,
@@ -94,8 +61,8 @@ static int fit(const char *pat, const char *path, vt_rest_match *m,
 				return 0;
 			memcpy(m->name[m->n], pat + 1, nl);
 			m->name[m->n][nl] = '\0';
-			if (decode_seg(path, sl, m->value[m->n],
-				       sizeof m->value[m->n]))
+			if (vt_pct_decode(path, sl, m->value[m->n],
+					  sizeof m->value[m->n], 0))
 				return -1;
 			m->n++;
 		} else if (pl != sl || strncmp(pat, path, pl)) {

@@ -18,6 +18,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/pool.h"
+#include "base/text.h"
 #include "config.h"
 #include "rest.h"
 #include "rpc/grpc.h"
@@ -65,38 +66,6 @@ struct rest_job {
 	uint64_t t0;            /* arrival: the deadline counts from here */
 };
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)(c | 32);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Percent-decodes (and '+' -> ' ') n bytes into out (cap, NUL-ended). */
-static int url_decode(const char *s, size_t n, char *out, size_t cap)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (c == '+') {
-			c = ' ';
-		} else if (c == '%') {
-			int h, l;
-			if (i + 2 >= n || (h = hexval(s[i + 1])) < 0 ||
-			    (l = hexval(s[i + 2])) < 0 || (h | l) == 0)
-				return -1;
-			c = (char)(h * 16 + l);
-			i += 2;
-		}
-		if (o + 1 >= cap)
-			return -1;
-		out[o++] = c;
-	}
-	out[o] = '\0';
-	return 0;
-}
-
 /* Whether `v` is a JSON number (or true/false), so it goes in raw. */
 static int json_scalar(const char *v)
 {
@@ -122,9 +91,9 @@ static int query_json(const char *q, vt_buf *b)
 		const char *eq = memchr(q, '=', len);
 		char k[128], v[512];
 		if (len && (!eq ||
-			    url_decode(q, (size_t)(eq - q), k, sizeof k) ||
-			    url_decode(eq + 1, len - (size_t)(eq - q) - 1, v,
-				       sizeof v)))
+			    vt_pct_decode(q, (size_t)(eq - q), k, sizeof k, 1) ||
+			    vt_pct_decode(eq + 1, len - (size_t)(eq - q) - 1, v,
+					  sizeof v, 1)))
 			return VT_EINVAL;
 		if (len) {
 			vt_json_w_key(&w, k, strlen(k));
