@@ -983,8 +983,7 @@ int vt_api_call(vt_api *api, const vt_api_method *m, vt_api_ctx *cx,
 
 vt_api_status vt_api_status_of(int e)
 {
-	vt_err_status st = vt_err_status_of(e);
-	return (vt_api_status){st.http, st.grpc, st.name};
+	return vt_err_status_of(e);
 }
 
 void vt_api_observe(vt_api *api, const vt_api_method *m, int vt_err,

@@ -74,14 +74,10 @@ VT_API int vt_api_call(vt_api *api, const vt_api_method *m, vt_api_ctx *cx,
 		       const ProtobufCMessage *req, ProtobufCMessage **resp,
 		       vt_errmsg *err);
 
-/* The status a VT_E* code maps to, for both transports:
- * http: 400, 404, 409, 413, 429, 503, 504, 500...; grpc: the gRPC code;
- * name: "INVALID_ARGUMENT", ... (the gRPC code's name). */
-typedef struct vt_api_status {
-	int http;
-	int grpc;
-	const char *name;
-} vt_api_status;
+/* The status a VT_E* code maps to, for both transports (lib/base's one
+ * table, vt_err_status_of): http 400, 404, ...; grpc the gRPC code; name
+ * "INVALID_ARGUMENT", ... */
+typedef vt_err_status vt_api_status;
 
 VT_API vt_api_status vt_api_status_of(int vt_err);
 

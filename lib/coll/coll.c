@@ -760,6 +760,19 @@ static int group(struct parts *p, const char *const *ids, const size_t *lens,
 	return rc;
 }
 
+/* Runs the encoded parts (or reports `rc`, an encoding error) and frees
+ * them. */
+static int run_parts(struct parts *p, int rc, vt_coll_write_result *res,
+		     vt_errmsg *err)
+{
+	if (rc)
+		vt_errmsg_set(err, rc, "encoding: %s", vt_strerror(rc));
+	else
+		rc = parts_run(p, res, err);
+	parts_free(p);
+	return rc;
+}
+
 static int check_count(size_t n, const char *what, vt_errmsg *err)
 {
 	if (n == 0)
@@ -808,12 +821,7 @@ int vt_coll_upsert(vt_coll *c, const vt_coll_point *pts, size_t n,
 		if (!rc)
 			rc = vt_cmd_enc_end(b, p.count[s]);
 	}
-	if (rc)
-		vt_errmsg_set(err, rc, "encoding: %s", vt_strerror(rc));
-	else
-		rc = parts_run(&p, res, err);
-	parts_free(&p);
-	return rc;
+	return run_parts(&p, rc, res, err);
 }
 
 static int id_parts(vt_coll *c, struct parts *p, int type, uint32_t flags,
@@ -861,12 +869,7 @@ int vt_coll_delete_ids(vt_coll *c, const char *const *ids, const size_t *lens,
 		return rc;
 	struct parts p;
 	rc = id_parts(c, &p, VT_CMD_DELETE_IDS, 0, ids, lens, n, NULL, 0);
-	if (rc)
-		vt_errmsg_set(err, rc, "%s", vt_strerror(rc));
-	else
-		rc = parts_run(&p, res, err);
-	parts_free(&p);
-	return rc;
+	return run_parts(&p, rc, res, err);
 }
 
 int vt_coll_delete_filter(vt_coll *c, const char *filter, size_t len,
@@ -888,12 +891,7 @@ int vt_coll_delete_filter(vt_coll *c, const char *filter, size_t len,
 		    !(rc = vt_cmd_enc_filter(b, filter, len)))
 			rc = vt_cmd_enc_end(b, 0);
 	}
-	if (rc)
-		vt_errmsg_set(err, rc, "%s", vt_strerror(rc));
-	else
-		rc = parts_run(&p, res, err);
-	parts_free(&p);
-	return rc;
+	return run_parts(&p, rc, res, err);
 }
 
 int vt_coll_set_payload(vt_coll *c, const char *const *ids, const size_t *lens,
@@ -926,11 +924,7 @@ int vt_coll_set_payload(vt_coll *c, const char *const *ids, const size_t *lens,
 	struct parts p;
 	rc = id_parts(c, &p, VT_CMD_SET_PAYLOAD, merge ? VT_CMD_MERGE : 0, ids,
 		      lens, n, payload, len);
-	if (rc)
-		vt_errmsg_set(err, rc, "%s", vt_strerror(rc));
-	else
-		rc = parts_run(&p, res, err);
-	parts_free(&p);
+	rc = run_parts(&p, rc, res, err);
 	if (rc && strncmp(err->msg, "points[", 7) == 0)
 		/* set_payload entries are ids, say so */
 		vt_errmsg_prefix(err, rc, "payload");
