@@ -21,6 +21,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/progress.h"
+#include "common.h"
 #include "dataset.h"
 #include "hnsw/hnsw.h"
 #include "ref_hnswlib.h"
@@ -173,66 +174,6 @@ static double kb_mib(long kb)
 static double b_mib(double b)
 {
 	return b / (1024.0 * 1024.0);
-}
-
-static void cpu_model(char *out, size_t cap)
-{
-	char line[512];
-	snprintf(out, cap, "unknown");
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	if (!f)
-		return;
-	while (fgets(line, sizeof line, f)) {
-		char *c = strchr(line, ':');
-		if (strncmp(line, "model name", 10) == 0 && c) {
-			c++;
-			while (*c == ' ')
-				c++;
-			c[strcspn(c, "\n")] = 0;
-			snprintf(out, cap, "%s", c);
-			break;
-		}
-	}
-	fclose(f);
-}
-
-/* CPU seconds the whole machine spent busy since boot (/proc/stat: user,
- * nice, system, irq, softirq, steal), to tell how much of a measurement
- * other processes took; -1 if unreadable. */
-static double machine_busy_s(void)
-{
-	unsigned long long v[8] = {0};
-	double s = -1;
-	FILE *f = fopen("/proc/stat", "r");
-	if (!f)
-		return -1;
-	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-		   &v[4], &v[5], &v[6], &v[7]) == 8) {
-		long hz = sysconf(_SC_CLK_TCK);
-		s = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)(hz > 0 ? hz : 100);
-	}
-	fclose(f);
-	return s;
-}
-
-/* Others' CPU over an interval in which we used `ours` CPU seconds. */
-static double others_cpu(double busy0, double busy1, double ours)
-{
-	if (busy0 < 0 || busy1 < 0)
-		return NAN;
-	return fmax(0, busy1 - busy0 - ours);
-}
-
-static double loadavg1(void)
-{
-	double l = -1;
-	FILE *f = fopen("/proc/loadavg", "r");
-	if (f) {
-		if (fscanf(f, "%lf", &l) != 1)
-			l = -1;
-		fclose(f);
-	}
-	return l;
 }
 
 /* ---- index wrappers ----------------------------------------------------- */
@@ -401,7 +342,7 @@ static int build_here(const sys_def *def, const vt_bench_data *d, const opts *o,
 	if (rc)
 		return rc;
 	int64_t a0 = vt_alloc_bytes();
-	double busy0 = machine_busy_s();
+	double busy0 = vt_bench_machine_busy_s();
 	uint64_t w0 = vt_clock_mono_ns();
 	rc = bindex_create(ix, def, d, vec_path, o->oversampling, err);
 	if (rc)
@@ -445,7 +386,7 @@ static int build_here(const sys_def *def, const vt_bench_data *d, const opts *o,
 			w1 = job.end_ns[i];
 	}
 	r->wall_s = (double)(w1 - w0) / 1e9;
-	r->others_s = others_cpu(busy0, machine_busy_s(), r->cpu_s);
+	r->others_s = vt_bench_others_cpu(busy0, vt_bench_machine_busy_s(), r->cpu_s);
 	vt_progress_done(&pr, d->n);
 	rc = mem_read(&m1, err);
 	if (rc)
@@ -669,7 +610,7 @@ static int sweep(sys_res *s, const vt_bench_data *d, const opts *o, int pass,
 	for (size_t e = 0; e < o->n_ef; e++) {
 		point *pt = &s->pts[e];
 		uint32_t ef = o->efs[e];
-		double busy0 = machine_busy_s();
+		double busy0 = vt_bench_machine_busy_s();
 		uint64_t w0 = vt_clock_mono_ns(), c0 = vt_clock_thread_cpu_ns();
 		for (size_t q = 0; q < d->nq; q++) {
 			int rc = bindex_search(&s->ix, d->queries + q * d->dim, ef, labels + q * K);
@@ -680,7 +621,7 @@ static int sweep(sys_res *s, const vt_bench_data *d, const opts *o, int pass,
 		uint64_t c1 = vt_clock_thread_cpu_ns(), w1 = vt_clock_mono_ns();
 		double cpu = (double)(c1 - c0) / 1e9, wall = (double)(w1 - w0) / 1e9;
 		s->sweep_wall_s += wall;
-		s->sweep_others_s += others_cpu(busy0, machine_busy_s(), cpu);
+		s->sweep_others_s += vt_bench_others_cpu(busy0, vt_bench_machine_busy_s(), cpu);
 		double qc = cpu > 0 ? (double)d->nq / cpu : 0, qw = wall > 0 ? (double)d->nq / wall : 0;
 		pt->ef = ef;
 		pt->qps_cpu_pass[pass] = qc;
@@ -834,48 +775,26 @@ static void print_target(const target *t)
 		       t->need, t->pass ? "PASS" : "FAIL");
 }
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
-}
-
-static void json_num(FILE *f, double v)
-{
-	if (isfinite(v))
-		fprintf(f, "%.6g", v);
-	else
-		fprintf(f, "null");
-}
-
 static void json_build(FILE *f, const build_res *b, size_t n)
 {
 	fprintf(f, "{\"threads\":%d,\"wall_s\":", b->threads);
-	json_num(f, b->wall_s);
+	vt_bench_json_num(f, b->wall_s);
 	fprintf(f, ",\"cpu_s\":");
-	json_num(f, b->cpu_s);
+	vt_bench_json_num(f, b->cpu_s);
 	fprintf(f, ",\"vec_per_s\":");
-	json_num(f, b->wall_s > 0 ? (double)n / b->wall_s : 0);
+	vt_bench_json_num(f, b->wall_s > 0 ? (double)n / b->wall_s : 0);
 	fprintf(f, ",\"rss_mib\":");
-	json_num(f, b->rss_mib);
+	vt_bench_json_num(f, b->rss_mib);
 	fprintf(f, ",\"anon_mib\":");
-	json_num(f, b->anon_mib);
+	vt_bench_json_num(f, b->anon_mib);
 	fprintf(f, ",\"file_mib\":");
-	json_num(f, b->file_mib);
+	vt_bench_json_num(f, b->file_mib);
 	fprintf(f, ",\"alloc_mib\":");
-	json_num(f, b->alloc_mib);
+	vt_bench_json_num(f, b->alloc_mib);
 	fprintf(f, ",\"check_recall\":");
-	json_num(f, b->check_recall);
+	vt_bench_json_num(f, b->check_recall);
 	fprintf(f, ",\"reps\":%d,\"others_cpu_s\":", b->reps);
-	json_num(f, b->others_s);
+	vt_bench_json_num(f, b->others_s);
 	fprintf(f, "}");
 }
 
@@ -883,15 +802,15 @@ static void json_dataset(FILE *f, const vt_bench_data *d, const opts *o, const s
 			 const target *T, int nt, double load0, double load1, int first)
 {
 	fprintf(f, "%s\n  {\"name\":", first ? "" : ",");
-	json_str(f, d->name);
+	vt_bench_json_str(f, d->name);
 	fprintf(f, ",\"n\":%zu,\"nq\":%zu,\"dim\":%u,\"dist\":\"%s\",\"k\":%d,\"passes\":%d,",
 		d->n, d->nq, d->dim, d->dist == VT_BENCH_L2 ? "l2" : "cosine", K, o->passes);
 	fprintf(f, "\"gt\":{\"cached\":%d,\"ties\":%u,\"rescans\":%u},", d->gt_from_cache,
 		d->gt_ties, d->gt_rescans);
 	fprintf(f, "\"loadavg_start\":");
-	json_num(f, load0);
+	vt_bench_json_num(f, load0);
 	fprintf(f, ",\"loadavg_end\":");
-	json_num(f, load1);
+	vt_bench_json_num(f, load1);
 	fprintf(f, ",\"systems\":[");
 	int fs = 1;
 	for (int s = 0; s < SYS_N; s++) {
@@ -906,25 +825,25 @@ static void json_dataset(FILE *f, const vt_bench_data *d, const opts *o, const s
 			json_build(f, &r->bmt[i], d->n);
 		}
 		fprintf(f, "],\"n_built\":%zu,\"own_ram_mib\":", d->n);
-		json_num(f, r->own_mib);
+		vt_bench_json_num(f, r->own_mib);
 		fprintf(f, ",\"own_mapped_mib\":");
-		json_num(f, r->own_mapped_mib);
+		vt_bench_json_num(f, r->own_mapped_mib);
 		fprintf(f, ",\"own_detail\":");
-		json_str(f, r->own_detail);
+		vt_bench_json_str(f, r->own_detail);
 		fprintf(f, ",\"file_mib_after_search\":");
-		json_num(f, r->file_mib_after);
+		vt_bench_json_num(f, r->file_mib_after);
 		fprintf(f, ",\"max_recall\":");
-		json_num(f, r->max_recall);
+		vt_bench_json_num(f, r->max_recall);
 		fprintf(f, ",\"sweep_wall_s\":");
-		json_num(f, r->sweep_wall_s);
+		vt_bench_json_num(f, r->sweep_wall_s);
 		fprintf(f, ",\"sweep_others_cpu_s\":");
-		json_num(f, r->sweep_others_s);
+		vt_bench_json_num(f, r->sweep_others_s);
 		fprintf(f, ",\"qps_at\":{");
 		for (int t = 0; t < 3; t++) {
 			fprintf(f, "%s\"%.2f\":{\"qps_cpu\":", t ? "," : "", recall_targets[t]);
-			json_num(f, r->at_qps[t]);
+			vt_bench_json_num(f, r->at_qps[t]);
 			fprintf(f, ",\"qps_wall\":");
-			json_num(f, r->at_qps_wall[t]);
+			vt_bench_json_num(f, r->at_qps_wall[t]);
 			fprintf(f, ",\"status\":\"%s\"}",
 				r->at_status[t] == AT_OK ? "interpolated"
 				: r->at_status[t] == AT_BOUND ? "lower_bound" : "not_reached");
@@ -933,18 +852,18 @@ static void json_dataset(FILE *f, const vt_bench_data *d, const opts *o, const s
 		for (size_t e = 0; e < o->n_ef; e++) {
 			const point *p = &r->pts[e];
 			fprintf(f, "%s{\"ef\":%u,\"recall\":", e ? "," : "", p->ef);
-			json_num(f, p->recall);
+			vt_bench_json_num(f, p->recall);
 			fprintf(f, ",\"recall_dist\":");
-			json_num(f, p->recall_dist);
+			vt_bench_json_num(f, p->recall_dist);
 			fprintf(f, ",\"qps_cpu\":");
-			json_num(f, p->qps_cpu);
+			vt_bench_json_num(f, p->qps_cpu);
 			fprintf(f, ",\"qps_wall\":");
-			json_num(f, p->qps_wall);
+			vt_bench_json_num(f, p->qps_wall);
 			fprintf(f, ",\"qps_cpu_passes\":[");
 			for (int ps = 0; ps < o->passes; ps++) {
 				if (ps)
 					fputc(',', f);
-				json_num(f, p->qps_cpu_pass[ps]);
+				vt_bench_json_num(f, p->qps_cpu_pass[ps]);
 			}
 			fprintf(f, "],\"recall_varies\":%d}", p->recall_varies);
 		}
@@ -953,11 +872,11 @@ static void json_dataset(FILE *f, const vt_bench_data *d, const opts *o, const s
 	fprintf(f, "],\n  \"targets\":[");
 	for (int i = 0; i < nt; i++) {
 		fprintf(f, "%s{\"what\":", i ? "," : "");
-		json_str(f, T[i].what);
+		vt_bench_json_str(f, T[i].what);
 		fprintf(f, ",\"ratio\":");
-		json_num(f, T[i].defined ? T[i].ratio : NAN);
+		vt_bench_json_num(f, T[i].defined ? T[i].ratio : NAN);
 		fprintf(f, ",\"need\":");
-		json_num(f, T[i].need);
+		vt_bench_json_num(f, T[i].need);
 		fprintf(f, ",\"at_most\":%d,\"qualifier\":\"%c\",\"pass\":%s}", T[i].at_most,
 			T[i].qual,
 			!T[i].defined || T[i].info ? "null" : T[i].pass ? "true" : "false");
@@ -1094,7 +1013,7 @@ static int run_dataset(const opts *o, const char *name, FILE *json, int first,
 	memset(&m0, 0, sizeof m0);
 	memset(&d, 0, sizeof d);
 	vec_path[0] = 0;
-	double load0 = loadavg1();
+	double load0 = vt_bench_loadavg1();
 	fprintf(stderr, "loading %s\n", name);
 	rc = vt_bench_data_load(name, o->n_base, o->n_queries, &d, err);
 	if (rc)
@@ -1249,7 +1168,7 @@ static int run_dataset(const opts *o, const char *name, FILE *json, int first,
 
 	print_report(&d, o, S, T, nt);
 	if (json)
-		json_dataset(json, &d, o, S, T, nt, load0, loadavg1(), first);
+		json_dataset(json, &d, o, S, T, nt, load0, vt_bench_loadavg1(), first);
 	rc = 0;
 err:
 	for (int s = SYS_N - 1; s >= 0; s--)
@@ -1471,20 +1390,17 @@ int main(int argc, char **argv)
 	struct utsname un;
 
 	vt_errmsg_clear(&err);
-	size_t off = 0;
-	cmd[0] = 0;
-	for (int i = 0; i < argc && off < sizeof cmd; i++)
-		off += (size_t)snprintf(cmd + off, sizeof cmd - off, "%s%s", i ? " " : "", argv[i]);
+	vt_bench_command_line(argc, argv, cmd, sizeof cmd);
 	if (parse_args(argc, argv, &o, dsbuf, sizeof dsbuf) != 0)
 		return 1;
 
-	cpu_model(model, sizeof model);
+	vt_bench_cpu_model(model, sizeof model);
 	if (uname(&un) != 0)
 		memset(&un, 0, sizeof un);
 	printf("# vt_bench_hnsw\n\ncommand: `%s`\n\n", cmd);
 	printf("machine: %s, %ld online CPUs, kernel %s; Vectron SIMD: %s; reference: %s, -O3 -march=native; load average %.2f\n",
 	       model, sysconf(_SC_NPROCESSORS_ONLN), un.release, vt_simd()->name,
-	       vt_bench_ref_version(), loadavg1());
+	       vt_bench_ref_version(), vt_bench_loadavg1());
 	fflush(stdout);
 
 	if (o.json_path) {
@@ -1494,19 +1410,19 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		fprintf(json, "{\"bench\":\"hnsw\",\"format\":1,\"command\":");
-		json_str(json, cmd);
+		vt_bench_json_str(json, cmd);
 		fprintf(json, ",\"machine\":{\"cpu\":");
-		json_str(json, model);
+		vt_bench_json_str(json, model);
 		fprintf(json, ",\"cpus\":%ld,\"kernel\":", sysconf(_SC_NPROCESSORS_ONLN));
-		json_str(json, un.release);
+		vt_bench_json_str(json, un.release);
 		fprintf(json, ",\"vectron_simd\":");
-		json_str(json, vt_simd()->name);
+		vt_bench_json_str(json, vt_simd()->name);
 		fprintf(json, ",\"reference\":");
-		json_str(json, vt_bench_ref_version());
+		vt_bench_json_str(json, vt_bench_ref_version());
 		fprintf(json, "},\"params\":{\"m\":%u,\"ef_construction\":%u,\"k\":%d,\"passes\":%d,"
 			      "\"build_reps\":%d,\"oversampling\":",
 			HNSW_M, HNSW_EFC, K, o.passes, o.build_reps);
-		json_num(json, o.oversampling > 0 ? o.oversampling : NAN);
+		vt_bench_json_num(json, o.oversampling > 0 ? o.oversampling : NAN);
 		fprintf(json, ",\"qps\":\"per-thread CPU time, best of passes\","
 			      "\"recall\":\"id overlap with the exact top-10\"},\"datasets\":[");
 	}

@@ -37,6 +37,7 @@
 #include "base/log.h"
 #include "base/pool.h"
 #include "coll/coll.h"
+#include "common.h"
 #include "dataset.h"
 #include "rpc/grpc.h"
 #include "rpc/json.h"
@@ -76,43 +77,6 @@ typedef struct opts {
 } opts;
 
 /* ---- machine -------------------------------------------------------------- */
-
-static double machine_busy_s(void)
-{
-	unsigned long long v[8] = {0};
-	double s = -1;
-	FILE *f = fopen("/proc/stat", "r");
-	if (!f)
-		return -1;
-	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-		   &v[4], &v[5], &v[6], &v[7]) == 8) {
-		long hz = sysconf(_SC_CLK_TCK);
-		s = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)(hz > 0 ? hz : 100);
-	}
-	fclose(f);
-	return s;
-}
-
-static double loadavg1(void)
-{
-	double l = -1;
-	FILE *f = fopen("/proc/loadavg", "r");
-	if (f) {
-		if (fscanf(f, "%lf", &l) != 1)
-			l = -1;
-		fclose(f);
-	}
-	return l;
-}
-
-static double self_cpu_s(void)
-{
-	struct rusage ru;
-	if (getrusage(RUSAGE_SELF, &ru) != 0)
-		return 0;
-	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
 
 /* CPU seconds of process `pid` (utime + stime from /proc/pid/stat). */
 static double pid_cpu_s(pid_t pid)
@@ -190,8 +154,8 @@ typedef struct span {
 static void span_start(span *p, pid_t srv)
 {
 	p->srv = srv;
-	p->busy0 = machine_busy_s();
-	p->self0 = self_cpu_s();
+	p->busy0 = vt_bench_machine_busy_s();
+	p->self0 = vt_bench_self_cpu_s();
 	p->srv0 = srv ? pid_cpu_s(srv) : 0;
 	if (srv)
 		srv_threads_get(srv, &p->th0);
@@ -201,7 +165,7 @@ static void span_start(span *p, pid_t srv)
 static void span_stop(span *p)
 {
 	p->wall_s = (double)(vt_clock_mono_ns() - p->t0) / 1e9;
-	p->self_s = self_cpu_s() - p->self0;
+	p->self_s = vt_bench_self_cpu_s() - p->self0;
 	p->srv_s = p->srv ? pid_cpu_s(p->srv) - p->srv0 : 0;
 	memset(&p->th, 0, sizeof p->th);
 	if (p->srv) {
@@ -211,22 +175,14 @@ static void span_stop(span *p)
 		p->th.workers_s = t1.workers_s - p->th0.workers_s;
 		p->th.slices = t1.slices - p->th0.slices;
 	}
-	double busy1 = machine_busy_s();
-	p->others_s = p->busy0 < 0 || busy1 < 0
-			      ? NAN
-			      : fmax(0, busy1 - p->busy0 - p->self_s - p->srv_s);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
+	double busy1 = vt_bench_machine_busy_s();
+	p->others_s = vt_bench_others_cpu(p->busy0, busy1, p->self_s + p->srv_s);
 }
 
 /* p50 and p99 of lat[0..n) in ms (sorts lat). */
 static void percentiles(double *lat, size_t n, double *p50, double *p99)
 {
-	qsort(lat, n, sizeof *lat, cmp_double);
+	qsort(lat, n, sizeof *lat, vt_bench_cmp_double);
 	*p50 = n ? lat[n / 2] * 1e3 : NAN;
 	*p99 = n ? lat[(size_t)((double)(n - 1) * 0.99)] * 1e3 : NAN;
 }
@@ -1143,7 +1099,7 @@ static int run_one(const opts *o, const vt_bench_data *d, const char *rundir, un
 	int rc = 0;
 	memset(rr, 0, sizeof *rr);
 	rr->shards = shards;
-	rr->load_before = loadavg1();
+	rr->load_before = vt_bench_loadavg1();
 	if (!ids_in || !ids_w || !ids_g || !ids_r || !lat) {
 		rc = vt_errmsg_set(err, VT_ENOMEM, "out of memory");
 		goto out;
@@ -1281,7 +1237,7 @@ static int run_one(const opts *o, const vt_bench_data *d, const char *rundir, un
 			goto out;
 		fprintf(stderr, " %.0f QPS\n", rr->c_rest[i].qps);
 	}
-	rr->load_after = loadavg1();
+	rr->load_after = vt_bench_loadavg1();
 
 	/* The served ids against the server's own graphs: stop it (it saves
 	 * its index snapshots) and open its data in-process. */

@@ -24,6 +24,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/progress.h"
+#include "common.h"
 #include "dataset.h"
 #include "hnsw/hnsw.h"
 #include "payload/payload.h"
@@ -83,67 +84,6 @@ static const char *const step_names[] = {"store", "sync", "async", "restart", "s
 
 /* ---- machine ---------------------------------------------------------- */
 
-static void cpu_model(char *out, size_t cap)
-{
-	char line[512];
-	snprintf(out, cap, "unknown");
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	if (!f)
-		return;
-	while (fgets(line, sizeof line, f)) {
-		char *c = strchr(line, ':');
-		if (strncmp(line, "model name", 10) == 0 && c) {
-			c++;
-			while (*c == ' ')
-				c++;
-			c[strcspn(c, "\n")] = 0;
-			snprintf(out, cap, "%s", c);
-			break;
-		}
-	}
-	fclose(f);
-}
-
-/* CPU seconds the whole machine spent busy since boot (/proc/stat), to
- * tell how much of a measurement other processes took; -1 if unreadable. */
-static double machine_busy_s(void)
-{
-	unsigned long long v[8] = {0};
-	double s = -1;
-	FILE *f = fopen("/proc/stat", "r");
-	if (!f)
-		return -1;
-	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-		   &v[4], &v[5], &v[6], &v[7]) == 8) {
-		long hz = sysconf(_SC_CLK_TCK);
-		s = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)(hz > 0 ? hz : 100);
-	}
-	fclose(f);
-	return s;
-}
-
-static double loadavg1(void)
-{
-	double l = -1;
-	FILE *f = fopen("/proc/loadavg", "r");
-	if (f) {
-		if (fscanf(f, "%lf", &l) != 1)
-			l = -1;
-		fclose(f);
-	}
-	return l;
-}
-
-/* CPU seconds of this process, all threads. */
-static double proc_cpu_s(void)
-{
-	struct rusage ru;
-	if (getrusage(RUSAGE_SELF, &ru) != 0)
-		return 0;
-	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
 /* The calling thread's time on a CPU and waiting for one (runnable but
  * not running), from /proc/thread-self/schedstat; 0 if unreadable. */
 static void thread_sched(double *on_cpu_s, double *runq_s)
@@ -168,17 +108,17 @@ typedef struct span {
 
 static void span_start(span *p)
 {
-	p->busy0 = machine_busy_s();
-	p->cpu0 = proc_cpu_s();
+	p->busy0 = vt_bench_machine_busy_s();
+	p->cpu0 = vt_bench_self_cpu_s();
 	p->t0 = vt_clock_mono_ns();
 }
 
 static void span_stop(span *p)
 {
 	p->wall_s = (double)(vt_clock_mono_ns() - p->t0) / 1e9;
-	p->cpu_s = proc_cpu_s() - p->cpu0;
-	double busy1 = machine_busy_s();
-	p->others_s = p->busy0 < 0 || busy1 < 0 ? NAN : fmax(0, busy1 - p->busy0 - p->cpu_s);
+	p->cpu_s = vt_bench_self_cpu_s() - p->cpu0;
+	double busy1 = vt_bench_machine_busy_s();
+	p->others_s = vt_bench_others_cpu(p->busy0, busy1, p->cpu_s);
 }
 
 /* ---- data --------------------------------------------------------------- */
@@ -344,12 +284,6 @@ static const char *strategy_name(int s)
 	return s == VT_PLAN_EMPTY ? "empty" : s == VT_PLAN_SCAN ? "scan" : "graph";
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 /* ---- ingest ------------------------------------------------------------- */
 
 static void shard_config(vt_shard_config *cfg, const vt_bench_data *d, int mode)
@@ -367,7 +301,7 @@ static void shard_config(vt_shard_config *cfg, const vt_bench_data *d, int mode)
 
 static void latencies(double *lat, size_t n, ingest_res *r)
 {
-	qsort(lat, n, sizeof *lat, cmp_double);
+	qsort(lat, n, sizeof *lat, vt_bench_cmp_double);
 	r->lat_p50_ms = n ? lat[n / 2] * 1e3 : NAN;
 	r->lat_p99_ms = n ? lat[(size_t)((double)(n - 1) * 0.99)] * 1e3 : NAN;
 	r->lat_max_ms = n ? lat[n - 1] * 1e3 : NAN;
@@ -764,28 +698,6 @@ out:
 
 /* ---- report --------------------------------------------------------------- */
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
-}
-
-static void json_num(FILE *f, double v)
-{
-	if (isfinite(v))
-		fprintf(f, "%.6g", v);
-	else
-		fprintf(f, "null");
-}
-
 static const char *pf(int pass)
 {
 	return pass ? "**PASS**" : "**FAIL**";
@@ -897,29 +809,29 @@ static void json_report(FILE *f, const report *R)
 		if (!r->measured)
 			continue;
 		fprintf(f, "%s{\"mode\":", first ? "" : ",");
-		json_str(f, r->mode);
+		vt_bench_json_str(f, r->mode);
 		fprintf(f, ",\"points\":%zu,\"ack_s\":", r->points);
-		json_num(f, r->ack.wall_s);
+		vt_bench_json_num(f, r->ack.wall_s);
 		fprintf(f, ",\"indexed_s\":");
-		json_num(f, r->indexed_s);
+		vt_bench_json_num(f, r->indexed_s);
 		fprintf(f, ",\"rate_ack\":");
-		json_num(f, r->rate_ack);
+		vt_bench_json_num(f, r->rate_ack);
 		fprintf(f, ",\"rate_indexed\":");
-		json_num(f, r->rate_indexed);
+		vt_bench_json_num(f, r->rate_indexed);
 		fprintf(f, ",\"batch_ms\":{\"p50\":");
-		json_num(f, r->lat_p50_ms);
+		vt_bench_json_num(f, r->lat_p50_ms);
 		fprintf(f, ",\"p99\":");
-		json_num(f, r->lat_p99_ms);
+		vt_bench_json_num(f, r->lat_p99_ms);
 		fprintf(f, ",\"max\":");
-		json_num(f, r->lat_max_ms);
+		vt_bench_json_num(f, r->lat_max_ms);
 		fprintf(f, "},\"apply_thread_oncpu_s\":");
-		json_num(f, r->oncpu_s);
+		vt_bench_json_num(f, r->oncpu_s);
 		fprintf(f, ",\"apply_thread_runq_s\":");
-		json_num(f, r->runq_s);
+		vt_bench_json_num(f, r->runq_s);
 		fprintf(f, ",\"cpu_s\":");
-		json_num(f, r->ack.cpu_s);
+		vt_bench_json_num(f, r->ack.cpu_s);
 		fprintf(f, ",\"others_cpu_s\":");
-		json_num(f, r->ack.others_s);
+		vt_bench_json_num(f, r->ack.others_s);
 		fprintf(f, "}");
 		first = 0;
 	}
@@ -927,25 +839,25 @@ static void json_report(FILE *f, const report *R)
 	fprintf(f, "],\"restart\":");
 	if (rs->measured) {
 		fprintf(f, "{\"points\":%llu,\"checkpoint_s\":", (unsigned long long)rs->points);
-		json_num(f, rs->checkpoint_s);
+		vt_bench_json_num(f, rs->checkpoint_s);
 		fprintf(f, ",\"extra_points\":%zu,\"wal_entries\":%llu,\"snapshot_bytes\":%llu,"
 			   "\"snapshot_wal_s\":",
 			rs->extra, (unsigned long long)rs->wal_entries,
 			(unsigned long long)rs->snap_bytes);
-		json_num(f, rs->snap_s);
+		vt_bench_json_num(f, rs->snap_s);
 		fprintf(f, ",\"rebuild_s\":");
-		json_num(f, rs->rebuild_s);
+		vt_bench_json_num(f, rs->rebuild_s);
 		fprintf(f, ",\"ratio\":");
-		json_num(f, rs->rebuild_s / rs->snap_s);
+		vt_bench_json_num(f, rs->rebuild_s / rs->snap_s);
 		fprintf(f, ",\"cpu_s\":{\"snapshot_wal\":");
-		json_num(f, rs->snap_cpu_s);
+		vt_bench_json_num(f, rs->snap_cpu_s);
 		fprintf(f, ",\"rebuild\":");
-		json_num(f, rs->rebuild_cpu_s);
+		vt_bench_json_num(f, rs->rebuild_cpu_s);
 		fprintf(f, "}");
 		fprintf(f, ",\"others_cpu_s\":{\"snapshot_wal\":");
-		json_num(f, rs->snap_others_s);
+		vt_bench_json_num(f, rs->snap_others_s);
 		fprintf(f, ",\"rebuild\":");
-		json_num(f, rs->rebuild_others_s);
+		vt_bench_json_num(f, rs->rebuild_others_s);
 		fprintf(f, "}}");
 	} else {
 		fprintf(f, "null");
@@ -954,29 +866,29 @@ static void json_report(FILE *f, const report *R)
 	for (size_t i = 0; R->searched && i < N_FILT; i++) {
 		const search_res *r = &R->sr[i];
 		fprintf(f, "%s{\"filter\":", i ? "," : "");
-		json_str(f, r->name);
+		vt_bench_json_str(f, r->name);
 		fprintf(f, ",\"json\":");
 		if (filt_defs[i].json)
-			json_str(f, filt_defs[i].json);
+			vt_bench_json_str(f, filt_defs[i].json);
 		else
 			fprintf(f, "null");
 		fprintf(f, ",\"selectivity\":");
-		json_num(f, r->selectivity);
+		vt_bench_json_num(f, r->selectivity);
 		fprintf(f, ",\"strategy\":{\"empty\":%d,\"scan\":%d,\"graph\":%d},\"recall\":",
 			r->strategy[0], r->strategy[1], r->strategy[2]);
-		json_num(f, r->recall);
+		vt_bench_json_num(f, r->recall);
 		fprintf(f, ",\"qps\":");
-		json_num(f, r->qps);
+		vt_bench_json_num(f, r->qps);
 		fprintf(f, ",\"qps_cpu\":");
-		json_num(f, r->qps_cpu);
+		vt_bench_json_num(f, r->qps_cpu);
 		fprintf(f, ",\"exact_qps\":");
-		json_num(f, r->exact_qps);
+		vt_bench_json_num(f, r->exact_qps);
 		fprintf(f, ",\"exact_qps_cpu\":");
-		json_num(f, r->exact_qps_cpu);
+		vt_bench_json_num(f, r->exact_qps_cpu);
 		fprintf(f, ",\"exact_recall_vs_truth\":");
-		json_num(f, r->exact_recall);
+		vt_bench_json_num(f, r->exact_recall);
 		fprintf(f, ",\"hits_avg\":");
-		json_num(f, r->hits_avg);
+		vt_bench_json_num(f, r->hits_avg);
 		fprintf(f, "}");
 	}
 	fprintf(f, "]");
@@ -1223,10 +1135,7 @@ int main(int argc, char **argv)
 	int sanity_failed = 0;
 
 	vt_errmsg_clear(&err);
-	size_t off = 0;
-	cmd[0] = 0;
-	for (int i = 0; i < argc && off < sizeof cmd; i++)
-		off += (size_t)snprintf(cmd + off, sizeof cmd - off, "%s%s", i ? " " : "", argv[i]);
+	vt_bench_command_line(argc, argv, cmd, sizeof cmd);
 	if (parse_args(argc, argv, &o) != 0)
 		return 1;
 	if (mkdir(o.parent, 0755) != 0 && errno != EEXIST) {
@@ -1239,17 +1148,17 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	cpu_model(model, sizeof model);
+	vt_bench_cpu_model(model, sizeof model);
 	if (uname(&un) != 0)
 		memset(&un, 0, sizeof un);
 	printf("# vt_bench_shard\n\ncommand: `%s`\n\n", cmd);
 	printf("machine: %s, %ld online CPUs, kernel %s; shards in %s; load average %.2f at "
 	       "start\n",
-	       model, sysconf(_SC_NPROCESSORS_ONLN), un.release, root, loadavg1());
+	       model, sysconf(_SC_NPROCESSORS_ONLN), un.release, root, vt_bench_loadavg1());
 	fflush(stdout);
 
 	int rc = run(&o, root, &R, &sanity_failed, &err);
-	double load_end = loadavg1();
+	double load_end = vt_bench_loadavg1();
 	if (rc) {
 		fprintf(stderr, "vt_bench_shard: %s (%s)\n", err.msg, vt_errname(rc));
 	} else {
@@ -1263,13 +1172,13 @@ int main(int argc, char **argv)
 			rc = VT_EIO;
 		} else {
 			fprintf(json, "{\"bench\":\"shard\",\"format\":1,\"command\":");
-			json_str(json, cmd);
+			vt_bench_json_str(json, cmd);
 			fprintf(json, ",\"machine\":{\"cpu\":");
-			json_str(json, model);
+			vt_bench_json_str(json, model);
 			fprintf(json, ",\"cpus\":%ld,\"kernel\":", sysconf(_SC_NPROCESSORS_ONLN));
-			json_str(json, un.release);
+			vt_bench_json_str(json, un.release);
 			fprintf(json, ",\"load_end\":");
-			json_num(json, load_end);
+			vt_bench_json_num(json, load_end);
 			fprintf(json, "},\"params\":{\"m\":16,\"ef_construction\":200,\"ef_search\":64,"
 				      "\"k\":%u,\"store_sync\":\"full\"}",
 				K);
