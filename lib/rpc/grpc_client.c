@@ -13,7 +13,6 @@
 #include "rpc/grpc_int.h"
 
 #define MOD "grpc"
-#define CHUNK (64 * 1024)
 
 struct vt_grpc_client {
 	uv_loop_t *loop;
@@ -29,20 +28,17 @@ struct vt_grpc_client {
 enum { C_RESOLVING, C_CONNECTING, C_READY };
 
 struct cconn {
+	struct vt__grpc_io io; /* first: io.flush casts back */
 	vt_grpc_client *cl;
 	struct cconn *prev, *next;
 	int state;
 	uv_getaddrinfo_t gai;
 	int gai_pending;
 	uv_connect_t creq;
-	uv_tcp_t tcp;
 	uv_timer_t timer; /* connect timeout */
 	int handles;
-	nghttp2_session *ng;
 	struct vt_grpc_ccall *calls;
-	size_t inflight;
-	int busy, again, reading, dead, closing;
-	uint8_t rbuf[CHUNK];
+	uint8_t rbuf[VT__GRPC_CHUNK];
 };
 
 struct vt_grpc_ccall {
@@ -115,8 +111,8 @@ static void unlink_call(struct vt_grpc_ccall *call)
 	if (call->next)
 		call->next->prev = call->prev;
 	call->prev = call->next = NULL;
-	if (call->sid > 0 && c->ng)
-		nghttp2_session_set_stream_user_data(c->ng, call->sid, NULL);
+	if (call->sid > 0 && c->io.ng)
+		nghttp2_session_set_stream_user_data(c->io.ng, call->sid, NULL);
 	call->conn = NULL;
 }
 
@@ -140,8 +136,8 @@ static void ccall_done(struct vt_grpc_ccall *call, int status, const char *msg)
 static void ccall_abort(struct vt_grpc_ccall *call, int status, const char *msg)
 {
 	struct cconn *c = call->conn;
-	if (c && c->ng && call->sid > 0) {
-		nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, call->sid,
+	if (c && c->io.ng && call->sid > 0) {
+		nghttp2_submit_rst_stream(c->io.ng, NGHTTP2_FLAG_NONE, call->sid,
 					  NGHTTP2_CANCEL);
 		ccall_done(call, status, msg);
 		cconn_flush(c);
@@ -175,32 +171,25 @@ static ssize_t req_read(nghttp2_session *ng, int32_t sid, uint8_t *buf,
 	return (ssize_t)n;
 }
 
-static nghttp2_nv mknv(const char *name, const char *value)
-{
-	nghttp2_nv nv = { (uint8_t *)name, (uint8_t *)value, strlen(name),
-			  strlen(value), NGHTTP2_NV_FLAG_NONE };
-	return nv;
-}
-
 static int ccall_submit(struct cconn *c, struct vt_grpc_ccall *call)
 {
 	size_t n = 0, cap = 7 + call->n_md;
 	nghttp2_nv *nv = vt_malloc(cap * sizeof *nv);
 	if (!nv)
 		return VT_ENOMEM;
-	nv[n++] = mknv(":method", "POST");
-	nv[n++] = mknv(":scheme", "http");
-	nv[n++] = mknv(":path", call->path);
-	nv[n++] = mknv(":authority", c->cl->authority);
-	nv[n++] = mknv("content-type", VT__GRPC_CT);
-	nv[n++] = mknv("te", "trailers");
+	nv[n++] = vt__grpc_nv(":method", "POST");
+	nv[n++] = vt__grpc_nv(":scheme", "http");
+	nv[n++] = vt__grpc_nv(":path", call->path);
+	nv[n++] = vt__grpc_nv(":authority", c->cl->authority);
+	nv[n++] = vt__grpc_nv("content-type", VT__GRPC_CT);
+	nv[n++] = vt__grpc_nv("te", "trailers");
 	if (call->timeout[0])
-		nv[n++] = mknv("grpc-timeout", call->timeout);
+		nv[n++] = vt__grpc_nv("grpc-timeout", call->timeout);
 	for (size_t i = 0; i < call->n_md; i++)
-		nv[n++] = mknv(call->md[i].key, call->md[i].value);
+		nv[n++] = vt__grpc_nv(call->md[i].key, call->md[i].value);
 	nghttp2_data_provider prd = { .source.ptr = call,
 				      .read_callback = req_read };
-	int32_t sid = nghttp2_submit_request(c->ng, NULL, nv, n, &prd, call);
+	int32_t sid = nghttp2_submit_request(c->io.ng, NULL, nv, n, &prd, call);
 	vt_free(nv);
 	if (sid < 0)
 		return VT_EINVAL;
@@ -286,7 +275,7 @@ static int cb_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t sid,
 		else
 			vt_grpc_msg_free(pm);
 		/* on_msg may have cancelled the call or closed the client. */
-		if (c->closing)
+		if (c->io.closing)
 			return NGHTTP2_ERR_CALLBACK_FAILURE;
 		if (nghttp2_session_get_stream_user_data(ng, sid) != call)
 			return 0;
@@ -309,9 +298,9 @@ static void ccall_attach(vt_grpc_client *cl, struct vt_grpc_ccall *call)
 			return;
 		}
 		/* A synchronous failure already closed it. */
-		cl->cur = c->closing ? NULL : c;
+		cl->cur = c->io.closing ? NULL : c;
 	}
-	if (c->closing) {
+	if (c->io.closing) {
 		ccall_done(call, VT_GRPC_UNAVAILABLE,
 			   "cannot connect (address or socket error)");
 		return;
@@ -423,7 +412,7 @@ static nghttp2_session_callbacks *client_callbacks(void)
 
 static void cconn_maybe_free(struct cconn *c)
 {
-	if (c->handles || c->gai_pending || !c->closing)
+	if (c->handles || c->gai_pending || !c->io.closing)
 		return;
 	vt_grpc_client *cl = c->cl;
 	if (c->prev)
@@ -450,10 +439,10 @@ static void on_cconn_handle_closed(uv_handle_t *h)
  * closing) and closes. */
 static void cconn_fail(struct cconn *c, const char *why)
 {
-	if (c->closing)
+	if (c->io.closing)
 		return;
-	c->closing = 1;
-	c->dead = 1;
+	c->io.closing = 1;
+	c->io.dead = 1;
 	if (c->cl->cur == c)
 		c->cl->cur = NULL;
 	char buf[400];
@@ -466,14 +455,14 @@ static void cconn_fail(struct cconn *c, const char *why)
 			   c->cl->closing ? "client closed" : buf);
 	/* Inside nghttp2 (a callback closed the client): the caller deletes
 	 * the session when nghttp2 returns. */
-	if (c->ng && !c->busy) {
-		nghttp2_session_del(c->ng);
-		c->ng = NULL;
+	if (c->io.ng && !c->io.busy) {
+		nghttp2_session_del(c->io.ng);
+		c->io.ng = NULL;
 	}
 	if (c->gai_pending)
 		uv_cancel((uv_req_t *)&c->gai);
 	uv_close((uv_handle_t *)&c->timer, on_cconn_handle_closed);
-	uv_close((uv_handle_t *)&c->tcp, on_cconn_handle_closed);
+	uv_close((uv_handle_t *)&c->io.tcp, on_cconn_handle_closed);
 }
 
 static void cconn_close(struct cconn *c)
@@ -483,31 +472,11 @@ static void cconn_close(struct cconn *c)
 
 static void cconn_check(struct cconn *c)
 {
-	if (c->closing || c->busy || !c->ng)
+	if (c->io.closing || c->io.busy || !c->io.ng)
 		return;
-	if (c->inflight == 0 &&
-	    (c->dead || (!nghttp2_session_want_read(c->ng) &&
-			 !nghttp2_session_want_write(c->ng))))
-		cconn_fail(c, c->dead ? "connection lost" : "closed by the server");
-}
-
-struct wreq {
-	uv_write_t req;
-	struct cconn *c;
-	vt_buf b;
-};
-
-static void on_written(uv_write_t *req, int status)
-{
-	struct wreq *w = (struct wreq *)req;
-	struct cconn *c = w->c;
-	c->inflight -= w->b.len;
-	vt_buf_free(&w->b);
-	vt_free(w);
-	if (status < 0)
-		c->dead = 1;
-	if (!c->closing)
-		cconn_flush(c);
+	if (vt__grpc_io_idle(&c->io))
+		cconn_fail(c, c->io.dead ? "connection lost"
+				      : "closed by the server");
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -521,92 +490,49 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
 	struct cconn *c = st->data;
 	if (nread < 0) {
-		c->dead = 1;
+		c->io.dead = 1;
 		cconn_check(c);
 		return;
 	}
-	if (nread == 0 || c->closing)
+	if (nread == 0 || c->io.closing)
 		return;
-	c->busy++;
-	ssize_t rv = nghttp2_session_mem_recv(c->ng, (const uint8_t *)buf->base,
-					      (size_t)nread);
-	c->busy--;
-	if (c->closing) {
-		nghttp2_session_del(c->ng);
-		c->ng = NULL;
+	c->io.busy++;
+	ssize_t rv = nghttp2_session_mem_recv(
+		c->io.ng, (const uint8_t *)buf->base, (size_t)nread);
+	c->io.busy--;
+	if (c->io.closing) {
+		nghttp2_session_del(c->io.ng);
+		c->io.ng = NULL;
 		return;
 	}
 	if (rv < 0) {
 		VT_LOG(VT_LOG_INFO, MOD, "client connection error: %s",
 		       nghttp2_strerror((int)rv));
-		c->dead = 1;
+		c->io.dead = 1;
 	}
 	cconn_flush(c);
 }
 
 static void cconn_flush(struct cconn *c)
 {
-	if (c->closing || !c->ng || c->state != C_READY)
+	if (c->io.closing || !c->io.ng || c->state != C_READY)
 		return;
-	if (c->busy) {
-		c->again = 1;
-		return;
-	}
 	size_t max = c->cl->o.write_queue_max;
-	c->busy++;
-	do {
-		c->again = 0;
-		while (c->inflight < max && !c->dead && !c->closing) {
-			struct wreq *w = vt_malloc(sizeof *w);
-			if (!w) {
-				c->dead = 1;
-				break;
-			}
-			vt_buf_init(&w->b, SIZE_MAX);
-			while (w->b.len < CHUNK) {
-				const uint8_t *p;
-				ssize_t n = nghttp2_session_mem_send(c->ng, &p);
-				if (n <= 0 || vt_buf_append(&w->b, p, (size_t)n)) {
-					if (n < 0)
-						c->dead = 1;
-					break;
-				}
-			}
-			if (w->b.len == 0 || c->dead) {
-				vt_buf_free(&w->b);
-				vt_free(w);
-				break;
-			}
-			w->c = c;
-			uv_buf_t ub = uv_buf_init((char *)w->b.data,
-						  (unsigned)w->b.len);
-			if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &ub, 1,
-				     on_written)) {
-				vt_buf_free(&w->b);
-				vt_free(w);
-				c->dead = 1;
-				break;
-			}
-			c->inflight += w->b.len;
-		}
-	} while (c->again && !c->dead && !c->closing && c->inflight < max);
-	c->busy--;
-	if (c->closing && c->ng) {
-		nghttp2_session_del(c->ng);
-		c->ng = NULL;
+	if (!vt__grpc_io_send(&c->io, max, 1))
+		return;
+	if (c->io.closing && c->io.ng) {
+		nghttp2_session_del(c->io.ng);
+		c->io.ng = NULL;
 		return;
 	}
-	if (!c->closing) {
-		int want = !c->dead && c->inflight < max;
-		if (want && !c->reading)
-			c->reading = !uv_read_start((uv_stream_t *)&c->tcp,
-						    on_alloc, on_read);
-		else if (!want && c->reading) {
-			uv_read_stop((uv_stream_t *)&c->tcp);
-			c->reading = 0;
-		}
-	}
+	if (!c->io.closing)
+		vt__grpc_io_pace(&c->io, max, on_alloc, on_read);
 	cconn_check(c);
+}
+
+static void io_flush(struct vt__grpc_io *io)
+{
+	cconn_flush((struct cconn *)io);
 }
 
 static void on_connect_timeout(uv_timer_t *t)
@@ -617,15 +543,15 @@ static void on_connect_timeout(uv_timer_t *t)
 static void on_connected(uv_connect_t *req, int status)
 {
 	struct cconn *c = req->data;
-	if (c->closing)
+	if (c->io.closing)
 		return;
 	if (status < 0) {
 		cconn_fail(c, uv_strerror(status));
 		return;
 	}
 	uv_timer_stop(&c->timer);
-	uv_tcp_nodelay(&c->tcp, 1);
-	if (nghttp2_session_client_new(&c->ng, client_callbacks(), c)) {
+	uv_tcp_nodelay(&c->io.tcp, 1);
+	if (nghttp2_session_client_new(&c->io.ng, client_callbacks(), c)) {
 		cconn_fail(c, "out of memory");
 		return;
 	}
@@ -633,8 +559,8 @@ static void on_connected(uv_connect_t *req, int status)
 		{ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
 		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1u << 20 },
 	};
-	nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, 2);
-	nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0,
+	nghttp2_submit_settings(c->io.ng, NGHTTP2_FLAG_NONE, iv, 2);
+	nghttp2_session_set_local_window_size(c->io.ng, NGHTTP2_FLAG_NONE, 0,
 					      4 << 20);
 	c->state = C_READY;
 	for (struct vt_grpc_ccall *call = c->calls, *n; call; call = n) {
@@ -650,7 +576,7 @@ static void start_connect(struct cconn *c, const struct sockaddr *sa)
 {
 	c->state = C_CONNECTING;
 	c->creq.data = c;
-	int rc = uv_tcp_connect(&c->creq, &c->tcp, sa, on_connected);
+	int rc = uv_tcp_connect(&c->creq, &c->io.tcp, sa, on_connected);
 	if (rc)
 		cconn_fail(c, uv_strerror(rc));
 }
@@ -659,7 +585,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
 {
 	struct cconn *c = req->data;
 	c->gai_pending = 0;
-	if (c->closing) {
+	if (c->io.closing) {
 		uv_freeaddrinfo(ai);
 		cconn_maybe_free(c);
 		return;
@@ -679,8 +605,9 @@ static int cconn_new(vt_grpc_client *cl, struct cconn **out)
 	if (!c)
 		return VT_ENOMEM;
 	c->cl = cl;
-	uv_tcp_init(cl->loop, &c->tcp);
-	c->tcp.data = c;
+	c->io.flush = io_flush;
+	uv_tcp_init(cl->loop, &c->io.tcp);
+	c->io.tcp.data = c;
 	uv_timer_init(cl->loop, &c->timer);
 	c->timer.data = c;
 	c->handles = 2;

@@ -1,6 +1,7 @@
 /* grpc_common.c: the parts of gRPC both ends need: status names and the
- * VT_E* mapping, message framing, grpc-timeout, grpc-message encoding.
- * Not HTTP/2: that is nghttp2's, driven from grpc_server.c/grpc_client.c. */
+ * VT_E* mapping, message framing, grpc-timeout, grpc-message encoding, and
+ * moving a connection's bytes between nghttp2 and libuv. Not HTTP/2: that
+ * is nghttp2's, driven from grpc_server.c/grpc_client.c. */
 #include <stdio.h>
 #include <string.h>
 
@@ -167,4 +168,112 @@ char *vt__grpc_pct_decode(const char *s, size_t n)
 	}
 	*q = 0;
 	return o;
+}
+
+/* ---- a connection's bytes ---- */
+
+struct wreq {
+	uv_write_t req;
+	struct vt__grpc_io *io;
+	vt_buf b;
+};
+
+static void on_written(uv_write_t *req, int status)
+{
+	struct wreq *w = (struct wreq *)req;
+	struct vt__grpc_io *io = w->io;
+	io->inflight -= w->b.len;
+	vt_buf_free(&w->b);
+	vt_free(w);
+	if (status < 0)
+		io->dead = 1;
+	if (!io->closing)
+		io->flush(io);
+}
+
+/* Takes up to VT__GRPC_CHUNK bytes of what nghttp2 has to send and writes
+ * them. 1 if it wrote, 0 if nghttp2 had nothing to send or something failed
+ * (then `dead` is set; what nghttp2 gave is dropped). */
+static int io_write(struct vt__grpc_io *io)
+{
+	struct wreq *w = vt_malloc(sizeof *w);
+	if (!w) {
+		io->dead = 1;
+		return 0;
+	}
+	vt_buf_init(&w->b, SIZE_MAX);
+	while (w->b.len < VT__GRPC_CHUNK) {
+		const uint8_t *p;
+		ssize_t n = nghttp2_session_mem_send(io->ng, &p);
+		if (n < 0) {
+			io->dead = 1;
+			break;
+		}
+		if (n == 0)
+			break;
+		/* nghttp2 has let go of these bytes: losing them would break
+		 * the HTTP/2 stream, so the connection dies instead. */
+		if (vt_buf_append(&w->b, p, (size_t)n)) {
+			io->dead = 1;
+			break;
+		}
+	}
+	if (w->b.len == 0 || io->dead) {
+		vt_buf_free(&w->b);
+		vt_free(w);
+		return 0;
+	}
+	if (io->sink) {
+		io->sink(io->sink_ud, w->b.data, w->b.len);
+		vt_buf_free(&w->b);
+		vt_free(w);
+		return 1;
+	}
+	w->io = io;
+	uv_buf_t ub = uv_buf_init((char *)w->b.data, (unsigned)w->b.len);
+	if (uv_write(&w->req, (uv_stream_t *)&io->tcp, &ub, 1, on_written)) {
+		vt_buf_free(&w->b);
+		vt_free(w);
+		io->dead = 1;
+		return 0;
+	}
+	io->inflight += w->b.len;
+	return 1;
+}
+
+int vt__grpc_io_send(struct vt__grpc_io *io, size_t max, int stop_when_dead)
+{
+	if (io->busy) {
+		io->again = 1;
+		return 0;
+	}
+	io->busy++;
+	do {
+		io->again = 0;
+		while (io->inflight < max && !io->closing &&
+		       !(stop_when_dead && io->dead) && io_write(io))
+			;
+	} while (io->again && !io->dead && !io->closing && io->inflight < max);
+	io->busy--;
+	return 1;
+}
+
+void vt__grpc_io_pace(struct vt__grpc_io *io, size_t max, uv_alloc_cb on_alloc,
+		      uv_read_cb on_read)
+{
+	int want = !io->dead && io->inflight < max;
+	if (want && !io->reading) {
+		io->reading = !uv_read_start((uv_stream_t *)&io->tcp, on_alloc,
+					     on_read);
+	} else if (!want && io->reading) {
+		uv_read_stop((uv_stream_t *)&io->tcp);
+		io->reading = 0;
+	}
+}
+
+int vt__grpc_io_idle(const struct vt__grpc_io *io)
+{
+	return io->inflight == 0 &&
+	       (io->dead || (!nghttp2_session_want_read(io->ng) &&
+			     !nghttp2_session_want_write(io->ng)));
 }

@@ -13,7 +13,6 @@
 #include "rpc/grpc_int.h"
 
 #define MOD "grpc"
-#define CHUNK (64 * 1024)
 
 struct method {
 	char *path;
@@ -35,27 +34,18 @@ struct vt_grpc_server {
 	int closing, done_started;
 	vt_grpc_server_done_fn done;
 	void *done_ud;
-	uint8_t rbuf[CHUNK];
+	uint8_t rbuf[VT__GRPC_CHUNK];
 };
 
 struct sconn {
+	struct vt__grpc_io io; /* first: io.flush casts back */
 	vt_grpc_server *srv;
 	struct sconn *prev, *next;
-	uv_tcp_t tcp;
 	int has_tcp;
 	uv_timer_t ka;
 	int handles;       /* libuv handles not yet closed */
-	nghttp2_session *ng;
 	struct vt_grpc_call *calls;
-	size_t inflight;   /* bytes in uv_write requests */
-	int busy;          /* inside nghttp2 recv/send */
-	int again;         /* a flush was asked while busy */
-	int reading;
-	int dead;          /* stop reading; close once writes are out */
-	int closing;       /* handles are being closed */
 	int ping_out;
-	vt__grpc_sink_fn sink;
-	void *sink_ud;
 	int test, test_released;
 };
 
@@ -155,13 +145,6 @@ static void call_cancelled(struct vt_grpc_call *call)
 	}
 }
 
-static nghttp2_nv mknv(const char *name, const char *value)
-{
-	nghttp2_nv nv = { (uint8_t *)name, (uint8_t *)value, strlen(name),
-			  strlen(value), NGHTTP2_NV_FLAG_NONE };
-	return nv;
-}
-
 static ssize_t data_read(nghttp2_session *ng, int32_t sid, uint8_t *buf,
 			 size_t length, uint32_t *flags,
 			 nghttp2_data_source *src, void *ud)
@@ -183,10 +166,10 @@ static ssize_t data_read(nghttp2_session *ng, int32_t sid, uint8_t *buf,
 	if (call->finished) {
 		char st[16];
 		snprintf(st, sizeof st, "%d", call->status);
-		nghttp2_nv nv[2] = { mknv("grpc-status", st) };
+		nghttp2_nv nv[2] = { vt__grpc_nv("grpc-status", st) };
 		size_t n = 1;
 		if (call->msg)
-			nv[n++] = mknv("grpc-message", call->msg);
+			nv[n++] = vt__grpc_nv("grpc-message", call->msg);
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 		if (nghttp2_submit_trailer(ng, sid, nv, n) == 0)
 			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -203,18 +186,18 @@ static int call_kick(struct vt_grpc_call *call)
 	struct sconn *c = call->conn;
 	if (!call->headers_sent) {
 		nghttp2_nv nv[] = {
-			mknv(":status", "200"),
-			mknv("content-type", VT__GRPC_CT),
-			mknv("grpc-accept-encoding", "identity"),
+			vt__grpc_nv(":status", "200"),
+			vt__grpc_nv("content-type", VT__GRPC_CT),
+			vt__grpc_nv("grpc-accept-encoding", "identity"),
 		};
 		nghttp2_data_provider prd = { .source.ptr = call,
 					      .read_callback = data_read };
-		if (nghttp2_submit_response(c->ng, call->sid, nv, 3, &prd))
+		if (nghttp2_submit_response(c->io.ng, call->sid, nv, 3, &prd))
 			return VT_EINTERNAL;
 		call->headers_sent = 1;
 	} else if (call->deferred) {
 		call->deferred = 0;
-		nghttp2_session_resume_data(c->ng, call->sid);
+		nghttp2_session_resume_data(c->io.ng, call->sid);
 	}
 	conn_flush(c);
 	return 0;
@@ -239,15 +222,15 @@ static void call_end(struct vt_grpc_call *call, int status, const char *msg)
 	char st[16];
 	snprintf(st, sizeof st, "%d", status);
 	nghttp2_nv nv[5] = {
-		mknv(":status", "200"),
-		mknv("content-type", VT__GRPC_CT),
-		mknv("grpc-status", st),
+		vt__grpc_nv(":status", "200"),
+		vt__grpc_nv("content-type", VT__GRPC_CT),
+		vt__grpc_nv("grpc-status", st),
 	};
 	size_t n = 3;
 	if (call->msg)
-		nv[n++] = mknv("grpc-message", call->msg);
+		nv[n++] = vt__grpc_nv("grpc-message", call->msg);
 	call->headers_sent = 1;
-	nghttp2_submit_response(c->ng, call->sid, nv, n, NULL);
+	nghttp2_submit_response(c->io.ng, call->sid, nv, n, NULL);
 	conn_flush(c);
 }
 
@@ -263,8 +246,8 @@ static void call_http_error(struct vt_grpc_call *call, const char *code)
 	call->rejected = 1;
 	call->finished = 1;
 	call->headers_sent = 1;
-	nghttp2_nv nv[] = { mknv(":status", code) };
-	nghttp2_submit_response(call->conn->ng, call->sid, nv, 1, NULL);
+	nghttp2_nv nv[] = { vt__grpc_nv(":status", code) };
+	nghttp2_submit_response(call->conn->io.ng, call->sid, nv, 1, NULL);
 	conn_flush(call->conn);
 }
 
@@ -423,8 +406,8 @@ static void call_detach(struct vt_grpc_call *call)
 	struct sconn *c = call->conn;
 	if (!c)
 		return;
-	if (c->ng)
-		nghttp2_session_set_stream_user_data(c->ng, call->sid, NULL);
+	if (c->io.ng)
+		nghttp2_session_set_stream_user_data(c->io.ng, call->sid, NULL);
 	if (call->prev)
 		call->prev->next = call->next;
 	else
@@ -599,7 +582,7 @@ static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *f,
 	struct sconn *c = ud;
 	if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK)) {
 		c->ping_out = 0;
-		if (c->srv->o.keepalive_ms && !c->closing)
+		if (c->srv->o.keepalive_ms && !c->io.closing)
 			uv_timer_start(&c->ka, on_keepalive,
 				       c->srv->o.keepalive_ms, 0);
 		return 0;
@@ -725,26 +708,20 @@ static void on_conn_handle_closed(uv_handle_t *h)
 
 static void conn_close(struct sconn *c)
 {
-	if (c->closing)
+	if (c->io.closing)
 		return;
-	c->closing = 1;
-	c->dead = 1;
+	c->io.closing = 1;
+	c->io.dead = 1;
 	while (c->calls)
 		call_detach(c->calls);
-	if (c->ng) {
-		nghttp2_session_del(c->ng);
-		c->ng = NULL;
+	if (c->io.ng) {
+		nghttp2_session_del(c->io.ng);
+		c->io.ng = NULL;
 	}
 	uv_close((uv_handle_t *)&c->ka, on_conn_handle_closed);
 	if (c->has_tcp)
-		uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+		uv_close((uv_handle_t *)&c->io.tcp, on_conn_handle_closed);
 }
-
-struct wreq {
-	uv_write_t req;
-	struct sconn *c;
-	vt_buf b;
-};
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
@@ -755,40 +732,38 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 static void conn_check(struct sconn *c)
 {
-	if (c->closing || c->busy)
+	if (c->io.closing || c->io.busy)
 		return;
-	if (c->inflight == 0 &&
-	    (c->dead || (!nghttp2_session_want_read(c->ng) &&
-			 !nghttp2_session_want_write(c->ng))))
+	if (vt__grpc_io_idle(&c->io))
 		conn_close(c);
 }
 
 static int conn_feed(struct sconn *c, const uint8_t *p, size_t n)
 {
-	if (c->dead || c->closing)
+	if (c->io.dead || c->io.closing)
 		return VT_ESHUTDOWN;
-	c->busy++;
-	ssize_t rv = nghttp2_session_mem_recv(c->ng, p, n);
-	c->busy--;
+	c->io.busy++;
+	ssize_t rv = nghttp2_session_mem_recv(c->io.ng, p, n);
+	c->io.busy--;
 	if (rv < 0) {
 		VT_LOG(VT_LOG_DEBUG, MOD, "connection error: %s",
 		       nghttp2_strerror((int)rv));
 		/* Send the GOAWAY nghttp2 may have queued, then close. */
-		c->again = 1;
+		c->io.again = 1;
 		conn_flush(c);
-		c->dead = 1;
+		c->io.dead = 1;
 		conn_check(c);
 		return VT_ESHUTDOWN;
 	}
 	conn_flush(c);
-	return c->dead ? VT_ESHUTDOWN : 0;
+	return c->io.dead ? VT_ESHUTDOWN : 0;
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
 	struct sconn *c = st->data;
 	if (nread < 0) {
-		c->dead = 1;
+		c->io.dead = 1;
 		conn_check(c);
 		return;
 	}
@@ -796,88 +771,18 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		conn_feed(c, (const uint8_t *)buf->base, (size_t)nread);
 }
 
-static void on_written(uv_write_t *req, int status)
-{
-	struct wreq *w = (struct wreq *)req;
-	struct sconn *c = w->c;
-	c->inflight -= w->b.len;
-	vt_buf_free(&w->b);
-	vt_free(w);
-	if (status < 0)
-		c->dead = 1;
-	if (!c->closing)
-		conn_flush(c);
-}
-
 static void conn_flush(struct sconn *c)
 {
-	if (c->closing || !c->ng)
+	if (c->io.closing || !c->io.ng)
 		return;
-	if (c->busy) {
-		c->again = 1;
-		return;
-	}
 	size_t max = c->srv->o.write_queue_max;
-	c->busy++;
-	do {
-		c->again = 0;
-		while (c->inflight < max && !c->closing) {
-			struct wreq *w = vt_malloc(sizeof *w);
-			if (!w) {
-				c->dead = 1;
-				break;
-			}
-			vt_buf_init(&w->b, SIZE_MAX);
-			while (w->b.len < CHUNK) {
-				const uint8_t *p;
-				ssize_t n = nghttp2_session_mem_send(c->ng, &p);
-				if (n < 0) {
-					c->dead = 1;
-					break;
-				}
-				if (n == 0)
-					break;
-				if (vt_buf_append(&w->b, p, (size_t)n)) {
-					c->dead = 1;
-					break;
-				}
-			}
-			if (w->b.len == 0 || c->dead) {
-				vt_buf_free(&w->b);
-				vt_free(w);
-				break;
-			}
-			if (c->sink) {
-				c->sink(c->sink_ud, w->b.data, w->b.len);
-				vt_buf_free(&w->b);
-				vt_free(w);
-				continue;
-			}
-			w->c = c;
-			uv_buf_t ub = uv_buf_init((char *)w->b.data,
-						  (unsigned)w->b.len);
-			if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &ub, 1,
-				     on_written)) {
-				vt_buf_free(&w->b);
-				vt_free(w);
-				c->dead = 1;
-				break;
-			}
-			c->inflight += w->b.len;
-		}
-	} while (c->again && !c->dead && c->inflight < max);
-	c->busy--;
+	/* Not stopped by `dead`: what nghttp2 queued (stream closes
+	 * included) is still taken from it, then dropped. */
+	if (!vt__grpc_io_send(&c->io, max, 0))
+		return;
 	/* Back-pressure: a peer that does not read gets no more reads. */
-	if (c->has_tcp && !c->closing) {
-		int want = !c->dead && c->inflight < max;
-		if (want && !c->reading)
-			c->reading = !uv_read_start((uv_stream_t *)&c->tcp,
-						    on_alloc, on_read);
-		else if (!want && c->reading) {
-			uv_read_stop((uv_stream_t *)&c->tcp);
-			c->reading = 0;
-		}
-	}
+	if (c->has_tcp && !c->io.closing)
+		vt__grpc_io_pace(&c->io, max, on_alloc, on_read);
 	conn_check(c);
 }
 
@@ -886,17 +791,22 @@ static void on_keepalive(uv_timer_t *t)
 	struct sconn *c = t->data;
 	if (c->ping_out) {
 		VT_LOG(VT_LOG_INFO, MOD, "closing a connection: no PING ACK");
-		c->dead = 1;
+		c->io.dead = 1;
 		conn_check(c);
 		return;
 	}
-	if (nghttp2_submit_ping(c->ng, NGHTTP2_FLAG_NONE, NULL) == 0) {
+	if (nghttp2_submit_ping(c->io.ng, NGHTTP2_FLAG_NONE, NULL) == 0) {
 		c->ping_out = 1;
 		conn_flush(c);
 	}
-	if (!c->closing)
+	if (!c->io.closing)
 		uv_timer_start(&c->ka, on_keepalive,
 			       c->srv->o.keepalive_timeout_ms, 0);
+}
+
+static void io_flush(struct vt__grpc_io *io)
+{
+	conn_flush((struct sconn *)io);
 }
 
 static int conn_new(vt_grpc_server *s, struct sconn **out)
@@ -905,7 +815,8 @@ static int conn_new(vt_grpc_server *s, struct sconn **out)
 	if (!c)
 		return VT_ENOMEM;
 	c->srv = s;
-	if (nghttp2_session_server_new(&c->ng, server_callbacks(), c)) {
+	c->io.flush = io_flush;
+	if (nghttp2_session_server_new(&c->io.ng, server_callbacks(), c)) {
 		vt_free(c);
 		return VT_ENOMEM;
 	}
@@ -916,8 +827,8 @@ static int conn_new(vt_grpc_server *s, struct sconn **out)
 		{ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
 		  (uint32_t)s->o.max_metadata },
 	};
-	nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, 3);
-	nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0,
+	nghttp2_submit_settings(c->io.ng, NGHTTP2_FLAG_NONE, iv, 3);
+	nghttp2_session_set_local_window_size(c->io.ng, NGHTTP2_FLAG_NONE, 0,
 					      4 << 20);
 	uv_timer_init(s->loop, &c->ka);
 	c->ka.data = c;
@@ -935,10 +846,10 @@ static int conn_new(vt_grpc_server *s, struct sconn **out)
 
 static void conn_goaway(struct sconn *c)
 {
-	if (c->closing)
+	if (c->io.closing)
 		return;
-	nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE,
-			      nghttp2_session_get_last_proc_stream_id(c->ng),
+	nghttp2_submit_goaway(c->io.ng, NGHTTP2_FLAG_NONE,
+			      nghttp2_session_get_last_proc_stream_id(c->io.ng),
 			      NGHTTP2_NO_ERROR, NULL, 0);
 	conn_flush(c);
 }
@@ -968,15 +879,15 @@ static void on_connection(uv_stream_t *ls, int status)
 	struct sconn *c;
 	if (conn_new(s, &c))
 		return;
-	uv_tcp_init(s->loop, &c->tcp);
-	c->tcp.data = c;
+	uv_tcp_init(s->loop, &c->io.tcp);
+	c->io.tcp.data = c;
 	c->has_tcp = 1;
 	c->handles++;
-	if (uv_accept(ls, (uv_stream_t *)&c->tcp)) {
+	if (uv_accept(ls, (uv_stream_t *)&c->io.tcp)) {
 		conn_close(c);
 		return;
 	}
-	uv_tcp_nodelay(&c->tcp, 1);
+	uv_tcp_nodelay(&c->io.tcp, 1);
 	conn_flush(c); /* the SETTINGS frame; starts reading */
 }
 
@@ -1136,8 +1047,8 @@ int vt__grpc_sconn_new_test(vt_grpc_server *s, vt__grpc_sink_fn sink, void *ud,
 	int rc = conn_new(s, &c);
 	if (rc)
 		return rc;
-	c->sink = sink;
-	c->sink_ud = ud;
+	c->io.sink = sink;
+	c->io.sink_ud = ud;
 	c->test = 1;
 	conn_flush(c);
 	*out = (struct vt__grpc_sconn *)c;
@@ -1153,7 +1064,7 @@ void vt__grpc_sconn_release(struct vt__grpc_sconn *tc)
 {
 	struct sconn *c = (struct sconn *)tc;
 	c->test_released = 1;
-	if (c->closing && c->handles == 0) {
+	if (c->io.closing && c->handles == 0) {
 		c->handles = 1;
 		on_conn_handle_closed((uv_handle_t *)&c->ka);
 		return;
