@@ -1409,12 +1409,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "vt_bench_hnsw: open %s: %s\n", o.json_path, strerror(errno));
 			return 1;
 		}
-		fprintf(json, "{\"bench\":\"hnsw\",\"format\":1,\"command\":");
-		vt_bench_json_str(json, cmd);
-		fprintf(json, ",\"machine\":{\"cpu\":");
-		vt_bench_json_str(json, model);
-		fprintf(json, ",\"cpus\":%ld,\"kernel\":", sysconf(_SC_NPROCESSORS_ONLN));
-		vt_bench_json_str(json, un.release);
+		vt_bench_json_begin(json, "hnsw", cmd, model, un.release);
 		fprintf(json, ",\"vectron_simd\":");
 		vt_bench_json_str(json, vt_simd()->name);
 		fprintf(json, ",\"reference\":");

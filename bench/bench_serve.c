@@ -1481,14 +1481,6 @@ static int parse_opts(int argc, char **argv, opts *o)
 	return 0;
 }
 
-static void rm_rf(const char *dir)
-{
-	char cmd[1400];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
-}
-
 int main(int argc, char **argv)
 {
 	opts o;
@@ -1547,7 +1539,7 @@ int main(int argc, char **argv)
 				r->shards);
 	}
 	if (made && !o.keep)
-		rm_rf(rundir);
+		vt_bench_rm_rf("vt_bench_serve", rundir);
 	else if (made)
 		fprintf(stderr, "kept %s\n", rundir);
 	vt_bench_data_free(&d);

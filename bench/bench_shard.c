@@ -1117,14 +1117,6 @@ bad:
 	return -1;
 }
 
-static void rm_rf(const char *dir)
-{
-	char cmd[2300];
-	snprintf(cmd, sizeof cmd, "rm -rf -- '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "vt_bench_shard: could not remove %s\n", dir);
-}
-
 int main(int argc, char **argv)
 {
 	opts o;
@@ -1171,12 +1163,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "vt_bench_shard: open %s: %s\n", o.json_path, strerror(errno));
 			rc = VT_EIO;
 		} else {
-			fprintf(json, "{\"bench\":\"shard\",\"format\":1,\"command\":");
-			vt_bench_json_str(json, cmd);
-			fprintf(json, ",\"machine\":{\"cpu\":");
-			vt_bench_json_str(json, model);
-			fprintf(json, ",\"cpus\":%ld,\"kernel\":", sysconf(_SC_NPROCESSORS_ONLN));
-			vt_bench_json_str(json, un.release);
+			vt_bench_json_begin(json, "shard", cmd, model, un.release);
 			fprintf(json, ",\"load_end\":");
 			vt_bench_json_num(json, load_end);
 			fprintf(json, "},\"params\":{\"m\":16,\"ef_construction\":200,\"ef_search\":64,"
@@ -1192,7 +1179,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!o.keep)
-		rm_rf(root);
+		vt_bench_rm_rf("vt_bench_shard", root);
 	if (rc)
 		return 1;
 	if (sanity_failed) {

@@ -3,6 +3,7 @@
 #include "common.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -84,6 +85,25 @@ int vt_bench_cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 	return x < y ? -1 : x > y;
+}
+
+void vt_bench_rm_rf(const char *prog, const char *dir)
+{
+	char cmd[2300];
+	snprintf(cmd, sizeof cmd, "rm -rf -- '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "%s: could not remove %s\n", prog, dir);
+}
+
+void vt_bench_json_begin(FILE *f, const char *bench, const char *cmd, const char *cpu,
+			 const char *kernel)
+{
+	fprintf(f, "{\"bench\":\"%s\",\"format\":1,\"command\":", bench);
+	vt_bench_json_str(f, cmd);
+	fprintf(f, ",\"machine\":{\"cpu\":");
+	vt_bench_json_str(f, cpu);
+	fprintf(f, ",\"cpus\":%ld,\"kernel\":", sysconf(_SC_NPROCESSORS_ONLN));
+	vt_bench_json_str(f, kernel);
 }
 
 void vt_bench_json_str(FILE *f, const char *s)

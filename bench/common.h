@@ -33,6 +33,16 @@ double vt_bench_self_cpu_s(void);
 /* qsort comparison for doubles, ascending. */
 int vt_bench_cmp_double(const void *a, const void *b);
 
+/* Removes the directory tree `dir` (rm -rf); on failure says so on stderr,
+ * prefixed with `prog`. */
+void vt_bench_rm_rf(const char *prog, const char *dir);
+
+/* Opens a driver's JSON report: {"bench":`bench`,"format":1,"command":
+ * `cmd`,"machine":{"cpu":`cpu`,"cpus":<online CPUs>,"kernel":`kernel`
+ * -- the caller adds the rest of the machine object and closes it. */
+void vt_bench_json_begin(FILE *f, const char *bench, const char *cmd, const char *cpu,
+			 const char *kernel);
+
 /* `s` as a JSON string (quotes, backslashes and control bytes escaped). */
 void vt_bench_json_str(FILE *f, const char *s);
 /* `v` as a JSON number (%.6g), or null when it is not finite. */
