@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential cmake pkg-config clang llvm libclang-rt-14-dev
 libcmocka-dev libxxhash-dev zlib1g-dev liblmdb-dev libjansson-dev
 libhnswlib-dev dataset-fashion-mnist
-libuv1-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler
+libuv1-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libraft-dev
 protobuf-compiler node-llhttp nghttp2-client
 python3 python3-numpy python3-grpcio python3-protobuf python3-requests
 python3-pytest"
