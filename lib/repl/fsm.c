@@ -1,0 +1,503 @@
+/* fsm.c: the raft_fsm over a shard, group-committed proposals and the
+ * new-leader barrier. Everything runs on the raft instance's loop thread:
+ * no locks. The shard's own threads (async indexing) are its business. */
+#include "repl/repl.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+
+/* One command of a batch, waiting for its entry to be applied here. */
+typedef struct item {
+	vt_repl_cb cb;
+	void *ud;
+	int done;
+} item;
+
+/* One raft_apply: n entries at first..first+n-1, all of term `term`. */
+typedef struct batch {
+	struct raft_apply req;   /* raft's; its cb fires once, at `first` */
+	struct vt_repl *owner;
+	struct batch *next;      /* in owner->inflight */
+	raft_term term;
+	raft_index first;
+	unsigned n, n_done;
+	int req_done;            /* raft has called req.cb */
+	item items[];
+} batch;
+
+struct vt_repl {
+	struct raft_fsm fsm;     /* first: raft hands us &fsm */
+	struct raft *raft;
+	vt_shard *shard;
+	vt_repl_opts o;
+	char dir[4096];
+	/* the batch being filled */
+	struct raft_buffer *qbufs;
+	item *qitems;
+	unsigned qn;
+	batch *inflight;
+	/* leadership */
+	struct raft_barrier barrier;
+	int barrier_busy;
+	raft_term barrier_term;  /* term the in-flight barrier was issued in */
+	raft_term ready_term;    /* term whose barrier is applied */
+	vt_repl_stats st;
+};
+
+#define MOD "repl"
+
+void vt_repl_opts_default(vt_repl_opts *o, const char *dir)
+{
+	memset(o, 0, sizeof *o);
+	o->dir = dir;
+	vt_shard_opts_default(&o->shard);
+	o->batch_max = 64;
+}
+
+static void deliver(item *it, int status, const vt_shard_result *res,
+		    const char *msg)
+{
+	if (it->done)
+		return;
+	it->done = 1;
+	if (it->cb)
+		it->cb(it->ud, status, status ? NULL : res, msg ? msg : "");
+}
+
+static void batch_unlink_free(vt_repl *r, batch *b)
+{
+	for (batch **p = &r->inflight; *p; p = &(*p)->next)
+		if (*p == b) {
+			*p = b->next;
+			break;
+		}
+	vt_free(b);
+}
+
+/* Fails what is still waiting; frees the batch unless raft still holds
+ * its request (then req.cb frees it). */
+static void batch_fail(vt_repl *r, batch *b, int status, const char *msg)
+{
+	for (unsigned i = 0; i < b->n; i++)
+		if (!b->items[i].done) {
+			deliver(&b->items[i], status, NULL, msg);
+			b->n_done++;
+		}
+	if (b->req_done)
+		batch_unlink_free(r, b);
+}
+
+/* A batch's remaining entries can only be ours while this node leads in
+ * the batch's term: once it does not, the indexes may be refilled by
+ * another leader, so the callers are told the outcome is unknown. */
+static void check_term(vt_repl *r)
+{
+	int leading = r->raft && raft_state(r->raft) == RAFT_LEADER;
+	batch *b = r->inflight;
+	while (b) {
+		batch *next = b->next;
+		if (!leading || b->term != r->raft->current_term)
+			batch_fail(r, b, VT_ECANCELED,
+				   "leadership lost: outcome unknown");
+		b = next;
+	}
+}
+
+/* ---- raft_fsm -------------------------------------------------------------*/
+
+static int is_rejection(int rc)
+{
+	return rc == VT_EINVAL || rc == VT_ELIMIT || rc == VT_ENOENT ||
+	       rc == VT_ECORRUPT || rc == VT_EVERSION;
+}
+
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
+		     void **result)
+{
+	vt_repl *r = fsm->data;
+	*result = NULL;
+	/* 0.15 does not pass the index: replicationApply sets last_applied
+	 * to this entry's index only after apply returns (research §1.2). */
+	raft_index index = raft_last_applied(r->raft) + 1;
+	check_term(r);
+	vt_shard_result res;
+	vt_errmsg err = {{0}};
+	int rc = vt_shard_apply(r->shard, index, buf->base, buf->len, &res,
+				&err);
+	if (rc && is_rejection(rc)) {
+		/* The shard's contract: a rejected command still consumes
+		 * its index. Check it, as a replica that did not would
+		 * diverge silently from the others. */
+		uint64_t applied = 0, indexed = 0;
+		vt_shard_progress(r->shard, &applied, &indexed);
+		if (applied != index) {
+			VT_LOG(VT_LOG_ERROR, MOD,
+			       "%s: entry %" PRIu64 " rejected (%s) but the "
+			       "shard is at %" PRIu64 ": replica stopped",
+			       r->dir, (uint64_t)index, err.msg, applied);
+			return RAFT_IOERR;
+		}
+	}
+	if (rc && !is_rejection(rc)) {
+		/* Not applied, index not consumed (disk full, I/O error,
+		 * overload): this replica cannot go on. Raft stops applying;
+		 * the operator repairs or rebuilds the replica from a peer. */
+		VT_LOG(VT_LOG_ERROR, MOD,
+		       "%s: entry %" PRIu64 " not applied: %s (%s): replica "
+		       "stopped",
+		       r->dir, (uint64_t)index, err.msg, vt_errname(rc));
+		return RAFT_IOERR;
+	}
+	r->st.applied++;
+	if (rc) {
+		r->st.rejected++;
+		VT_LOG(VT_LOG_DEBUG, MOD, "%s: entry %" PRIu64 " rejected: %s",
+		       r->dir, (uint64_t)index, err.msg);
+	}
+	for (batch *b = r->inflight; b; b = b->next) {
+		if (index < b->first || index >= b->first + b->n)
+			continue;
+		item *it = &b->items[index - b->first];
+		if (!it->done) {
+			deliver(it, rc, &res, err.msg);
+			b->n_done++;
+		}
+		if (b->n_done == b->n && b->req_done)
+			batch_unlink_free(r, b);
+		break;
+	}
+	return 0;
+}
+
+/* Collects the shard's snapshot stream into raft buffers of up to 1 MiB. */
+typedef struct snap_sink {
+	struct raft_buffer *bufs;
+	unsigned n, cap;
+} snap_sink;
+
+#define SNAP_CHUNK (1u << 20)
+
+static int snap_write(void *ud, const void *p, size_t n)
+{
+	snap_sink *s = ud;
+	const char *src = p;
+	while (n) {
+		struct raft_buffer *last = s->n ? &s->bufs[s->n - 1] : NULL;
+		if (!last || last->len == SNAP_CHUNK) {
+			if (s->n == s->cap) {
+				unsigned cap = s->cap ? s->cap * 2 : 8;
+				void *nb = raft_realloc(s->bufs,
+							cap * sizeof *s->bufs);
+				if (!nb)
+					return VT_ENOMEM;
+				s->bufs = nb;
+				s->cap = cap;
+			}
+			last = &s->bufs[s->n];
+			last->base = raft_malloc(SNAP_CHUNK);
+			if (!last->base)
+				return VT_ENOMEM;
+			last->len = 0;
+			s->n++;
+		}
+		size_t k = SNAP_CHUNK - last->len;
+		if (k > n)
+			k = n;
+		memcpy((char *)last->base + last->len, src, k);
+		last->len += k;
+		src += k;
+		n -= k;
+	}
+	return 0;
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+			unsigned *n_bufs)
+{
+	vt_repl *r = fsm->data;
+	snap_sink s = {0};
+	vt_errmsg err = {{0}};
+	uint64_t idx = 0;
+	/* vt_shard_snapshot syncs the store before copying it (docs/shard.md
+	 * §6), so raft may then drop the log the copy covers. */
+	int rc = vt_shard_snapshot(r->shard, snap_write, &s, &idx, &err);
+	if (rc) {
+		VT_LOG(VT_LOG_ERROR, MOD, "%s: snapshot failed: %s (%s)",
+		       r->dir, err.msg, vt_errname(rc));
+		for (unsigned i = 0; i < s.n; i++)
+			raft_free(s.bufs[i].base);
+		raft_free(s.bufs);
+		return rc == VT_ENOMEM ? RAFT_NOMEM : RAFT_IOERR;
+	}
+	r->st.snapshots++;
+	VT_LOG(VT_LOG_INFO, MOD, "%s: snapshot at shard index %" PRIu64
+	       " (raft applied %" PRIu64 "), %u chunk(s)",
+	       r->dir, idx, (uint64_t)raft_last_applied(r->raft), s.n);
+	*bufs = s.bufs;
+	*n_bufs = s.n;
+	return 0;
+}
+
+typedef struct snap_src {
+	const char *p;
+	size_t left;
+} snap_src;
+
+static int snap_read(void *ud, void *buf, size_t cap, size_t *n)
+{
+	snap_src *s = ud;
+	size_t k = s->left < cap ? s->left : cap;
+	memcpy(buf, s->p, k);
+	s->p += k;
+	s->left -= k;
+	*n = k;
+	return 0;
+}
+
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+	vt_repl *r = fsm->data;
+	vt_errmsg err = {{0}};
+	snap_src src = {buf->base, buf->len};
+	vt_shard_close(r->shard);
+	r->shard = NULL;
+	int rc = vt_shard_restore(r->dir, snap_read, &src, &err);
+	if (rc)
+		/* The old shard is kept (restore checks the whole stream
+		 * first); reopen it and let raft report the failure. */
+		VT_LOG(VT_LOG_ERROR, MOD, "%s: snapshot restore failed: %s "
+		       "(%s)", r->dir, err.msg, vt_errname(rc));
+	vt_errmsg oerr = {{0}};
+	vt_shard_opts so = r->o.shard;
+	int orc = vt_shard_open(r->dir, &so, &r->shard, &oerr);
+	if (orc) {
+		VT_LOG(VT_LOG_ERROR, MOD, "%s: reopen after restore: %s (%s)",
+		       r->dir, oerr.msg, vt_errname(orc));
+		return RAFT_IOERR; /* keeps buf: raft frees it on error */
+	}
+	if (rc)
+		return RAFT_CORRUPT;
+	raft_free(buf->base);
+	r->st.restores++;
+	uint64_t applied = 0, indexed = 0;
+	vt_shard_progress(r->shard, &applied, &indexed);
+	VT_LOG(VT_LOG_INFO, MOD, "%s: installed snapshot, shard index %"
+	       PRIu64, r->dir, applied);
+	return 0;
+}
+
+/* ---- lifecycle ------------------------------------------------------------*/
+
+int vt_repl_open(const vt_repl_opts *o, vt_repl **out, vt_errmsg *err)
+{
+	*out = NULL;
+	if (!o->dir || strlen(o->dir) >= sizeof ((vt_repl *)0)->dir)
+		return vt_errmsg_set(err, VT_EINVAL, "repl: bad directory");
+	int rc;
+	vt_repl *r = vt_calloc(1, sizeof *r);
+	if (!r)
+		return vt_errmsg_set(err, VT_ENOMEM, "repl: out of memory");
+	r->o = *o;
+	if (!r->o.batch_max)
+		r->o.batch_max = 64;
+	snprintf(r->dir, sizeof r->dir, "%s", o->dir);
+	r->o.dir = r->dir;
+	r->o.shard.create = NULL; /* a reopen after restore never creates */
+	r->qbufs = vt_calloc(r->o.batch_max, sizeof *r->qbufs);
+	r->qitems = vt_calloc(r->o.batch_max, sizeof *r->qitems);
+	if (!r->qbufs || !r->qitems) {
+		rc = vt_errmsg_set(err, VT_ENOMEM, "repl: out of memory");
+		goto err;
+	}
+	rc = vt_shard_open(r->dir, &o->shard, &r->shard, err);
+	if (rc) {
+		vt_errmsg_prefix(err, rc, "repl");
+		goto err;
+	}
+	r->fsm.version = 1;
+	r->fsm.data = r;
+	r->fsm.apply = fsm_apply;
+	r->fsm.snapshot = fsm_snapshot;
+	r->fsm.restore = fsm_restore;
+	*out = r;
+	return 0;
+err:
+	vt_free(r->qitems);
+	vt_free(r->qbufs);
+	vt_free(r);
+	return rc;
+}
+
+struct raft_fsm *vt_repl_fsm(vt_repl *r) { return &r->fsm; }
+
+void vt_repl_attach(vt_repl *r, struct raft *raft) { r->raft = raft; }
+
+vt_shard *vt_repl_shard(vt_repl *r) { return r->shard; }
+
+void vt_repl_close(vt_repl *r)
+{
+	if (!r)
+		return;
+	for (unsigned i = 0; i < r->qn; i++) {
+		deliver(&r->qitems[i], VT_ESHUTDOWN, NULL, "group closed");
+		raft_free(r->qbufs[i].base);
+	}
+	while (r->inflight) {
+		batch *b = r->inflight;
+		b->req_done = 1; /* raft is closed: it holds nothing */
+		batch_fail(r, b, VT_ESHUTDOWN, "group closed: outcome unknown");
+	}
+	vt_shard_close(r->shard);
+	vt_free(r->qitems);
+	vt_free(r->qbufs);
+	vt_free(r);
+}
+
+/* ---- leadership -----------------------------------------------------------*/
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+	vt_repl *r = req->data;
+	r->barrier_busy = 0;
+	if (status) {
+		VT_LOG(VT_LOG_INFO, MOD, "%s: barrier of term %" PRIu64
+		       " failed: %s", r->dir, (uint64_t)r->barrier_term,
+		       raft_strerror(status));
+		return;
+	}
+	/* Applied here means committed: an entry of this term is on a
+	 * majority, so every earlier entry is committed by the Raft rule and
+	 * no leader without them can be elected. */
+	if (raft_state(r->raft) == RAFT_LEADER &&
+	    r->raft->current_term == r->barrier_term) {
+		r->ready_term = r->barrier_term;
+		r->st.barriers++;
+		VT_LOG(VT_LOG_INFO, MOD, "%s: leader of term %" PRIu64
+		       " ready at index %" PRIu64, r->dir,
+		       (uint64_t)r->ready_term, (uint64_t)req->index);
+	}
+}
+
+void vt_repl_tick(vt_repl *r)
+{
+	if (!r->raft)
+		return;
+	check_term(r);
+	if (raft_state(r->raft) != RAFT_LEADER)
+		return;
+	raft_term t = r->raft->current_term;
+	if (r->ready_term == t || r->barrier_busy)
+		return;
+	r->barrier.data = r;
+	r->barrier_term = t;
+	int rc = raft_barrier(r->raft, &r->barrier, barrier_cb);
+	if (rc) {
+		VT_LOG(VT_LOG_WARN, MOD, "%s: barrier: %s", r->dir,
+		       raft_strerror(rc));
+		return;
+	}
+	r->barrier_busy = 1;
+}
+
+int vt_repl_ready(vt_repl *r)
+{
+	return r->raft && raft_state(r->raft) == RAFT_LEADER &&
+	       r->ready_term == r->raft->current_term;
+}
+
+/* ---- proposals ------------------------------------------------------------*/
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+	batch *b = req->data;
+	vt_repl *r = b->owner;
+	b->req_done = 1;
+	if (status) {
+		/* The entries may still commit under another leader. */
+		char msg[128];
+		snprintf(msg, sizeof msg, "not committed here: %s",
+			 raft_strerror(status));
+		batch_fail(r, b, status == RAFT_SHUTDOWN ? VT_ESHUTDOWN
+							 : VT_ECANCELED, msg);
+		return;
+	}
+	if (b->n_done == b->n)
+		batch_unlink_free(r, b);
+}
+
+int vt_repl_propose(vt_repl *r, const void *cmd, size_t len, vt_repl_cb cb,
+		    void *ud)
+{
+	if (!vt_repl_ready(r))
+		return VT_EBUSY;
+	/* 8-byte aligned for raft >= 0.16; raft_malloc gives that. */
+	void *p = raft_malloc(len ? len : 1);
+	if (!p)
+		return VT_ENOMEM;
+	memcpy(p, cmd, len);
+	r->qbufs[r->qn].base = p;
+	r->qbufs[r->qn].len = len;
+	r->qitems[r->qn] = (item){cb, ud, 0};
+	if (++r->qn == r->o.batch_max)
+		vt_repl_flush(r);
+	return 0;
+}
+
+void vt_repl_flush(vt_repl *r)
+{
+	unsigned n = r->qn;
+	if (!n)
+		return;
+	r->qn = 0;
+	batch *b = vt_calloc(1, sizeof *b + n * sizeof(item));
+	int rc = VT_ENOMEM;
+	const char *msg = "out of memory";
+	if (b) {
+		b->owner = r;
+		b->n = n;
+		b->term = r->raft->current_term;
+		memcpy(b->items, r->qitems, n * sizeof(item));
+		b->req.data = b;
+		if (!vt_repl_ready(r)) {
+			rc = VT_EBUSY;
+			msg = "not the leader";
+		} else {
+			int rrc = raft_apply(r->raft, &b->req, r->qbufs, n,
+					     apply_cb);
+			if (rrc == 0) {
+				b->first = b->req.index;
+				b->next = r->inflight;
+				r->inflight = b;
+				r->st.batches++;
+				return;
+			}
+			msg = raft_strerror(rrc);
+			rc = rrc == RAFT_NOTLEADER ? VT_EBUSY : VT_EIO;
+			if (rrc != RAFT_NOTLEADER && rrc != RAFT_NOMEM) {
+				/* 0.15 may already have taken the buffers
+				 * (they were appended, then discarded):
+				 * freeing them here could double-free. */
+				for (unsigned i = 0; i < n; i++)
+					deliver(&b->items[i], rc, NULL, msg);
+				vt_free(b);
+				return;
+			}
+		}
+	}
+	for (unsigned i = 0; i < n; i++) {
+		item it = b ? b->items[i] : r->qitems[i];
+		deliver(&it, rc, NULL, msg);
+		raft_free(r->qbufs[i].base);
+	}
+	vt_free(b);
+}
+
+void vt_repl_stats_get(vt_repl *r, vt_repl_stats *out)
+{
+	*out = r->st;
+	out->ready_term = r->ready_term;
+}
