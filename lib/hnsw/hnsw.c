@@ -153,6 +153,15 @@ static int searcher_fit(vt_hnsw *h, struct vt__searcher *s, uint32_t ef)
 		s->vis_words = words;
 		s->n_touched = 0;
 	}
+	if (s->touched_cap < s->vis_words + 1) {
+		/* search_layer stores one past the words it appends, without a
+		 * bound check */
+		uint32_t tc = s->touched_cap;
+		if (grow_array((void **)&s->touched, &tc, s->vis_words + 1,
+			       sizeof *s->touched))
+			return VT_ENOMEM;
+		s->touched_cap = tc;
+	}
 	if (grow_pair(&s->pids, &s->pd, &s->pcap, ef + 1))
 		return VT_ENOMEM;
 	uint32_t t = h->m0 + 1 > ef + 1 ? h->m0 + 1 : ef + 1;
@@ -494,6 +503,13 @@ static void search_layer(const vt_hnsw *h, struct vt__searcher *s,
 				__builtin_prefetch(vt__links(h, s->pids[i], level), 0, 3);
 				pf++;
 			}
+		/* Branch-free visited test: whether a neighbour was seen is a
+		 * coin flip the predictor keeps missing. searcher_fit made
+		 * `touched` one longer than the bitset, and a word is appended
+		 * only the one time it turns nonzero (the store always lands,
+		 * at most one past the last), so it cannot overflow. Rows
+		 * of already-visited neighbours are prefetched too: they were
+		 * read recently, so those prefetches hit in cache. */
 		uint32_t n = 0;
 		for (uint32_t k = 0; k < nu; k++) {
 			const uint32_t *lst = vt__links(h, us[k], level);
@@ -501,10 +517,14 @@ static void search_layer(const vt_hnsw *h, struct vt__searcher *s,
 				uint32_t v = ld_acq(&lst[j]);
 				if (v == VT__NONE)
 					break;
-				if (visit(s, v)) {
-					s->edge[n++] = v;
-					prefetch_head(c, v);
-				}
+				prefetch_head(c, v);
+				uint32_t w = v >> 6;
+				uint64_t bit = 1ull << (v & 63), old = s->vis[w];
+				s->touched[s->n_touched] = w;
+				s->n_touched += old == 0;
+				s->vis[w] = old | bit;
+				s->edge[n] = v;
+				n += !(old & bit);
 			}
 		}
 		/* Four at a time: one query load serves four rows, and the
