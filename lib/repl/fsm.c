@@ -4,6 +4,7 @@
 #include "repl/repl.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -115,6 +116,28 @@ static int is_rejection(int rc)
 	       rc == VT_ECORRUPT || rc == VT_EVERSION;
 }
 
+/* Entry format: the command, then 1..8 bytes that pad it to a multiple of
+ * 8, the last of which holds their count. raft 0.15's AppendEntries
+ * encoder writes entry bodies back to back while its decoder steps over
+ * each at 8-byte-padded offsets, so an entry of another length shifts
+ * every later entry of the same message on the followers (the leader
+ * applies its own buffers and does not see it). */
+static size_t entry_padded_len(size_t len)
+{
+	return (len + 8) & ~(size_t)7;
+}
+
+/* The command's length inside entry `buf`, SIZE_MAX if malformed. */
+static size_t entry_len(const struct raft_buffer *buf)
+{
+	if (buf->len < 8 || buf->len % 8)
+		return SIZE_MAX;
+	unsigned pad = ((const unsigned char *)buf->base)[buf->len - 1];
+	if (pad < 1 || pad > 8)
+		return SIZE_MAX;
+	return buf->len - pad;
+}
+
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
 		     void **result)
 {
@@ -124,9 +147,19 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
 	 * to this entry's index only after apply returns (research §1.2). */
 	raft_index index = raft_last_applied(r->raft) + 1;
 	check_term(r);
+	size_t len = entry_len(buf);
+	if (len == SIZE_MAX) {
+		/* Not written by vt_repl_propose, or damaged on the way: the
+		 * same entry may read otherwise elsewhere, so stop here. */
+		VT_LOG(VT_LOG_ERROR, MOD,
+		       "%s: entry %" PRIu64 " of %zu bytes has no valid "
+		       "padding trailer: replica stopped",
+		       r->dir, (uint64_t)index, buf->len);
+		return RAFT_CORRUPT;
+	}
 	vt_shard_result res;
 	vt_errmsg err = {{0}};
-	int rc = vt_shard_apply(r->shard, index, buf->base, buf->len, &res,
+	int rc = vt_shard_apply(r->shard, index, buf->base, len, &res,
 				&err);
 	if (rc && is_rejection(rc)) {
 		/* The shard's contract: a rejected command still consumes
@@ -434,13 +467,17 @@ int vt_repl_propose(vt_repl *r, const void *cmd, size_t len, vt_repl_cb cb,
 {
 	if (!vt_repl_ready(r))
 		return VT_EBUSY;
-	/* 8-byte aligned for raft >= 0.16; raft_malloc gives that. */
-	void *p = raft_malloc(len ? len : 1);
+	/* 8-byte aligned for raft >= 0.16; raft_malloc gives that. The
+	 * length is padded too (entry_len). */
+	size_t plen = entry_padded_len(len);
+	unsigned char *p = raft_malloc(plen);
 	if (!p)
 		return VT_ENOMEM;
 	memcpy(p, cmd, len);
+	memset(p + len, 0, plen - len);
+	p[plen - 1] = (unsigned char)(plen - len);
 	r->qbufs[r->qn].base = p;
-	r->qbufs[r->qn].len = len;
+	r->qbufs[r->qn].len = plen;
 	r->qitems[r->qn] = (item){cb, ud, 0};
 	if (++r->qn == r->o.batch_max)
 		vt_repl_flush(r);
