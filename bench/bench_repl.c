@@ -24,6 +24,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "common.h"
+#include "cmds.h"
 #include "dataset.h"
 #include "repl/repl.h"
 #include "repl/transport.h"
@@ -53,53 +54,11 @@ static struct {
 
 /* ---- encoded commands ----------------------------------------------------- */
 
-typedef struct cmds {
-	uint8_t **p;
-	size_t *len;
-	size_t n;
-	size_t bytes;
-} cmds;
-
-static void cmds_free(cmds *c)
+/* Point i's payload: its bucket, the field the shards index. */
+static int bucket_payload(size_t i, void *ud, char *buf, size_t cap)
 {
-	for (size_t i = 0; i < c->n; i++)
-		vt_free(c->p[i]);
-	vt_free(c->p);
-	vt_free(c->len);
-	memset(c, 0, sizeof *c);
-}
-
-static int cmds_encode(const vt_bench_data *d, size_t n, cmds *c, vt_errmsg *err)
-{
-	memset(c, 0, sizeof *c);
-	size_t nb = (n + BATCH - 1) / BATCH;
-	c->p = vt_calloc(nb ? nb : 1, sizeof *c->p);
-	c->len = vt_calloc(nb ? nb : 1, sizeof *c->len);
-	if (!c->p || !c->len)
-		return vt_errmsg_set(err, VT_ENOMEM, "out of memory");
-	for (size_t b = 0; b < nb; b++) {
-		vt_buf buf;
-		vt_buf_init(&buf, (size_t)1 << 30);
-		size_t lo = b * BATCH, hi = lo + BATCH < n ? lo + BATCH : n;
-		int rc = vt_cmd_enc_begin(&buf, VT_CMD_UPSERT, 0, d->dim);
-		for (size_t i = lo; !rc && i < hi; i++) {
-			char id[32], pl[64];
-			int il = snprintf(id, sizeof id, "p%zu", i);
-			int pn = snprintf(pl, sizeof pl, "{\"bucket\":%zu}", i % 100);
-			rc = vt_cmd_enc_upsert(&buf, id, (size_t)il, d->base + i * d->dim, d->dim, pl,
-					       (size_t)pn);
-		}
-		if (!rc)
-			rc = vt_cmd_enc_end(&buf, (uint32_t)(hi - lo));
-		if (rc) {
-			vt_buf_free(&buf);
-			return vt_errmsg_set(err, rc, "encoding batch %zu: %s", b, vt_strerror(rc));
-		}
-		c->p[b] = vt_buf_steal(&buf, &c->len[b]);
-		c->bytes += c->len[b];
-		c->n++;
-	}
-	return 0;
+	(void)ud;
+	return snprintf(buf, cap, "{\"bucket\":%zu}", i % 100);
 }
 
 static void shard_config(vt_shard_config *cfg, uint32_t dim, int mode)
@@ -149,7 +108,7 @@ typedef struct rate_res {
 	int ok;
 } rate_res;
 
-static int run_baseline(const char *dir, const vt_bench_data *d, const cmds *c, int mode,
+static int run_baseline(const char *dir, const vt_bench_data *d, const vt_bench_cmds *c, int mode,
 			rate_res *r, vt_errmsg *err)
 {
 	vt_shard_config cfg;
@@ -247,7 +206,7 @@ typedef struct slot {
 } slot;
 
 static struct {
-	const cmds *c;
+	const vt_bench_cmds *c;
 	size_t next;          /* next batch to propose (mod c->n when cycling) */
 	size_t limit;         /* stop proposing new batches at this count */
 	size_t *retry;
@@ -517,7 +476,7 @@ typedef struct fo_res {
 	int ok;
 } fo_res;
 
-static int run_repl(const char *root, const vt_bench_data *d, const cmds *c, int mode,
+static int run_repl(const char *root, const vt_bench_data *d, const vt_bench_cmds *c, int mode,
 		    rate_res *r, fo_res *f, vt_errmsg *err)
 {
 	int rc = group_open(root, d, mode, err);
@@ -756,9 +715,9 @@ int main(int argc, char **argv)
 	vt_bench_data d;
 	memset(&d, 0, sizeof d);
 	int rc = vt_bench_data_load("fmnist", opt.n, 1, &d, &err);
-	cmds c = {0};
+	vt_bench_cmds c = {0};
 	if (!rc)
-		rc = cmds_encode(&d, d.n, &c, &err);
+		rc = vt_bench_cmds_encode(&d, d.n, BATCH, bucket_payload, NULL, &c, &err);
 	if (rc) {
 		fprintf(stderr, "vt_bench_repl: %s\n", err.msg);
 		vt_bench_data_free(&d);
@@ -849,7 +808,7 @@ int main(int argc, char **argv)
 			       repl[m].vps >= 10000 ? "PASS" : "FAIL");
 	if (rc)
 		fprintf(stderr, "vt_bench_repl: %s (%s)\n", err.msg, vt_errname(rc));
-	cmds_free(&c);
+	vt_bench_cmds_free(&c);
 	vt_bench_data_free(&d);
 	uv_loop_close(&loop);
 	vt_bench_rm_rf("vt_bench_repl", opt.root);

@@ -25,6 +25,7 @@
 #include "base/log.h"
 #include "base/progress.h"
 #include "common.h"
+#include "cmds.h"
 #include "dataset.h"
 #include "hnsw/hnsw.h"
 #include "payload/payload.h"
@@ -189,55 +190,10 @@ static int filt_pass(size_t i, size_t n, const uint8_t *labels)
 	}
 }
 
-/* Encoded upsert commands of BATCH points each, covering [0, n). */
-typedef struct cmds {
-	uint8_t **p;
-	size_t *len;
-	size_t n;
-	size_t bytes;
-} cmds;
-
-static void cmds_free(cmds *c)
+/* payload_of as a vt_bench_payload_fn (ud: the labels). */
+static int shard_payload(size_t i, void *ud, char *buf, size_t cap)
 {
-	for (size_t i = 0; i < c->n; i++)
-		vt_free(c->p[i]);
-	vt_free(c->p);
-	vt_free(c->len);
-	memset(c, 0, sizeof *c);
-}
-
-static int cmds_encode(const vt_bench_data *d, const uint8_t *labels, size_t n, cmds *c,
-		       vt_errmsg *err)
-{
-	memset(c, 0, sizeof *c);
-	size_t nb = (n + BATCH - 1) / BATCH;
-	c->p = vt_calloc(nb ? nb : 1, sizeof *c->p);
-	c->len = vt_calloc(nb ? nb : 1, sizeof *c->len);
-	if (!c->p || !c->len)
-		return vt_errmsg_set(err, VT_ENOMEM, "out of memory");
-	for (size_t b = 0; b < nb; b++) {
-		vt_buf buf;
-		vt_buf_init(&buf, (size_t)1 << 30);
-		size_t lo = b * BATCH, hi = lo + BATCH < n ? lo + BATCH : n;
-		int rc = vt_cmd_enc_begin(&buf, VT_CMD_UPSERT, 0, d->dim);
-		for (size_t i = lo; !rc && i < hi; i++) {
-			char id[32], pl[128];
-			int il = snprintf(id, sizeof id, "p%zu", i);
-			int pn = payload_of(i, labels, pl, sizeof pl);
-			rc = vt_cmd_enc_upsert(&buf, id, (size_t)il, d->base + i * d->dim, d->dim, pl,
-					       (size_t)pn);
-		}
-		if (!rc)
-			rc = vt_cmd_enc_end(&buf, (uint32_t)(hi - lo));
-		if (rc) {
-			vt_buf_free(&buf);
-			return vt_errmsg_set(err, rc, "encoding batch %zu: %s", b, vt_strerror(rc));
-		}
-		c->p[b] = vt_buf_steal(&buf, &c->len[b]);
-		c->bytes += c->len[b];
-		c->n++;
-	}
-	return 0;
+	return payload_of(i, ud, buf, cap);
 }
 
 /* ---- results ------------------------------------------------------------ */
@@ -374,7 +330,7 @@ out:
 	return rc;
 }
 
-static int apply_all(vt_shard *s, const cmds *c, size_t first, size_t count, double *lat,
+static int apply_all(vt_shard *s, const vt_bench_cmds *c, size_t first, size_t count, double *lat,
 		     vt_progress *pg, size_t *points, vt_errmsg *err)
 {
 	for (size_t b = first; b < first + count; b++) {
@@ -394,7 +350,7 @@ static int apply_all(vt_shard *s, const cmds *c, size_t first, size_t count, dou
 
 /* Ingests every batch into a new shard in `mode`; the shard stays open in
  * *out (NULL: closed). */
-static int ingest_shard(const char *dir, const vt_bench_data *d, const cmds *c, size_t n,
+static int ingest_shard(const char *dir, const vt_bench_data *d, const vt_bench_cmds *c, size_t n,
 			int mode, ingest_res *r, vt_shard **out, vt_errmsg *err)
 {
 	vt_shard_config cfg;
@@ -483,7 +439,7 @@ static int open_timed(const char *dir, vt_shard **out, double *sec, double *cpu,
 /* Checkpoints the open shard `s`, re-applies the first `extra` points (so
  * the WAL holds that many entries), closes, and times an open from the
  * snapshot + WAL; the reopened shard is left in *out for the searches. */
-static int restart_snapshot(const char *dir, vt_shard *s, const cmds *extra, restart_res *r,
+static int restart_snapshot(const char *dir, vt_shard *s, const vt_bench_cmds *extra, restart_res *r,
 			    vt_shard **out, vt_errmsg *err)
 {
 	uint64_t t0 = vt_clock_mono_ns();
@@ -900,7 +856,7 @@ static int run(const opts *o, const char *root, report *R, int *sanity_failed, v
 {
 	vt_bench_data d;
 	uint8_t *labels = NULL;
-	cmds all = {0}, extra = {0};
+	vt_bench_cmds all = {0}, extra = {0};
 	vt_shard *s = NULL;
 	char dir[2048];
 	memset(&d, 0, sizeof d);
@@ -916,9 +872,10 @@ static int run(const opts *o, const char *root, report *R, int *sanity_failed, v
 	R->n = d.n;
 	R->nq = d.nq;
 	fprintf(stderr, "data: %zu x %u base, %zu queries; encoding batches\n", d.n, d.dim, d.nq);
-	if ((rc = cmds_encode(&d, labels, d.n, &all, err)))
+	if ((rc = vt_bench_cmds_encode(&d, d.n, BATCH, shard_payload, labels, &all, err)))
 		goto out;
-	if ((rc = cmds_encode(&d, labels, o->n_extra < d.n ? o->n_extra : d.n, &extra, err)))
+	if ((rc = vt_bench_cmds_encode(&d, o->n_extra < d.n ? o->n_extra : d.n, BATCH, shard_payload,
+					labels, &extra, err)))
 		goto out;
 	R->cmd_mib = (double)all.bytes / 1048576.0;
 
@@ -974,8 +931,8 @@ static int run(const opts *o, const char *root, report *R, int *sanity_failed, v
 	}
 out:
 	vt_shard_close(s);
-	cmds_free(&all);
-	cmds_free(&extra);
+	vt_bench_cmds_free(&all);
+	vt_bench_cmds_free(&extra);
 	vt_free(labels);
 	vt_bench_data_free(&d);
 	return rc;
