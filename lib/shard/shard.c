@@ -279,26 +279,23 @@ static void prep_free(struct prep *p)
 	vt_cmd_release(&p->cmd);
 }
 
-static int check_vector(const vt_shard *s, const float *v, uint32_t i,
-			vt_errmsg *err)
+int vt__shard_check_vector(const vt_shard *s, const float *v,
+			   const char *what, vt_errmsg *err)
 {
 	double norm = 0;
 	for (uint32_t d = 0; d < s->cfg.dim; d++) {
 		if (!isfinite(v[d]))
 			return vt_errmsg_set(err, VT_EINVAL,
-					     "points[%u].vector[%u]: not a "
-					     "finite number",
-					     i, d);
+					     "%s[%u]: not a finite number", what,
+					     d);
 		norm += (double)v[d] * v[d];
 	}
-	/* Under cosine the index scales by 1/|v| in float: a norm so small
-	 * that the scale overflows would store infinities. */
 	if (s->cfg.metric == VT_METRIC_COSINE &&
 	    !(norm > 0 && isfinite((float)(1.0 / sqrt(norm)))))
 		return vt_errmsg_set(err, VT_EINVAL,
-				     "points[%u].vector: zero (or too close to "
-				     "zero to normalise) under cosine distance",
-				     i);
+				     "%s: zero (or too close to zero to "
+				     "normalise) under cosine distance",
+				     what);
 	return 0;
 }
 
@@ -338,8 +335,10 @@ static int prepare(vt_shard *s, const void *bytes, size_t len,
 	for (uint32_t i = 0; i < c->n; i++) {
 		const vt_cmd_point *pt = &c->points[i];
 		if (c->type == VT_CMD_UPSERT) {
+			char what[32];
+			snprintf(what, sizeof what, "points[%u].vector", i);
 			vt_cmd_vector(c, i, p->vec);
-			if ((rc = check_vector(s, p->vec, i, err)))
+			if ((rc = vt__shard_check_vector(s, p->vec, what, err)))
 				return rc;
 		}
 		vt_payload *pay = NULL;
@@ -424,18 +423,22 @@ static void ops_free(struct apply_ctx *a)
 	a->nops = a->capops = 0;
 }
 
-/* The stored payload of a point, parsed ({} when it has none). */
-static int parse_stored(const vt_store_point *pt, vt_payload **out)
+int vt__shard_payload_of(const vt_store_point *p, vt_payload **out,
+			 vt_errmsg *err)
 {
-	vt_payload_limits pl;
-	if (!pt->payload_len)
+	if (!p->payload_len)
 		return vt_payload_empty(out);
+	vt_payload_limits pl;
 	vt_payload_limits_default(&pl);
-	pl.max_bytes = pt->payload_len;
-	pl.max_keys = UINT32_MAX;
-	pl.max_depth = UINT32_MAX;
-	int rc = vt_payload_parse(pt->payload, pt->payload_len, &pl, out, NULL);
-	return rc == VT_EINVAL || rc == VT_ELIMIT ? VT_ECORRUPT : rc;
+	pl.max_bytes = p->payload_len;
+	pl.max_keys = pl.max_depth = UINT32_MAX;
+	int rc = vt_payload_parse(p->payload, p->payload_len, &pl, out, err);
+	if (rc && rc != VT_ENOMEM) {
+		vt_errmsg_prefix(err, VT_ECORRUPT, "payload of label %llu",
+				 (unsigned long long)p->label);
+		rc = VT_ECORRUPT;
+	}
+	return rc;
 }
 
 static int txn_err(struct apply_ctx *a, int rc, const char *what, uint32_t i)
@@ -459,7 +462,7 @@ static int do_upsert(struct apply_ctx *a)
 			vt_store_point sp;
 			rc = vt_store_get_by_id(a->tx, pt->id, pt->id_len, &sp);
 			if (rc == 0)
-				rc = parse_stored(&sp, &old);
+				rc = vt__shard_payload_of(&sp, &old, NULL);
 			if (rc && rc != VT_ENOENT)
 				return txn_err(a, rc, "reading", i);
 		}
@@ -499,7 +502,7 @@ static int delete_one(struct apply_ctx *a, const void *id, size_t id_len,
 			return 0;
 		}
 		if (rc == 0)
-			rc = parse_stored(&sp, &old);
+			rc = vt__shard_payload_of(&sp, &old, NULL);
 		if (rc)
 			return txn_err(a, rc, "reading", i);
 	}
@@ -572,7 +575,7 @@ static int do_delete_filter(struct apply_ctx *a)
 			}
 			vt_payload *pay = NULL;
 			if (!rc && !plan.exact)
-				rc = parse_stored(&sp, &pay);
+				rc = vt__shard_payload_of(&sp, &pay, NULL);
 			if (!rc && (plan.exact ||
 				    vt_filter_plan_check(&fc, sp.label, pay))) {
 				uint16_t n = (uint16_t)sp.id_len;
@@ -586,7 +589,7 @@ static int do_delete_filter(struct apply_ctx *a)
 		rc = vt_store_iter_open(a->tx, 0, &it);
 		while (!rc && !(rc = vt_store_iter_next(it, &sp))) {
 			vt_payload *pay = NULL;
-			rc = parse_stored(&sp, &pay);
+			rc = vt__shard_payload_of(&sp, &pay, NULL);
 			if (!rc && vt_filter_match(a->p->filter, pay)) {
 				uint16_t n = (uint16_t)sp.id_len;
 				rc = vt_buf_append(&ids, &n, 2);
@@ -638,7 +641,7 @@ static int do_set_payload(struct apply_ctx *a)
 			break;
 		}
 		if (!rc && (a->s->pix || merge))
-			rc = parse_stored(&sp, &old);
+			rc = vt__shard_payload_of(&sp, &old, NULL);
 		if (rc) {
 			rc = txn_err(a, rc, "reading", i);
 			break;

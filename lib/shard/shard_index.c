@@ -444,21 +444,10 @@ static int build_payload_index(vt_shard *s, vt_errmsg *err)
 	if ((rc = vt__rd_begin(s, &tx)))
 		return vt_errmsg_set(err, rc, "reading the store");
 	rc = vt_store_iter_open(tx, 0, &it);
-	vt_payload_limits pl;
-	vt_payload_limits_default(&pl);
-	pl.max_keys = pl.max_depth = UINT32_MAX;
 	while (!rc && !(rc = vt_store_iter_next(it, &p))) {
 		vt_payload *pay = NULL;
-		pl.max_bytes = p.payload_len;
-		rc = p.payload_len ? vt_payload_parse(p.payload, p.payload_len,
-						      &pl, &pay, err)
-				   : vt_payload_empty(&pay);
-		if (rc) {
-			vt_errmsg_prefix(err, VT_ECORRUPT,
-					 "payload of label %llu",
-					 (unsigned long long)p.label);
-			rc = VT_ECORRUPT;
-		} else
+		rc = vt__shard_payload_of(&p, &pay, err);
+		if (!rc)
 			rc = vt_payload_index_add(s->pix, p.label, pay);
 		vt_payload_free(pay);
 	}

@@ -108,6 +108,21 @@ static inline void vt__rd_end(vt_shard *s, vt_store_txn *tx)
 	pthread_rwlock_unlock(&s->gate);
 }
 
+/* Parses a stored point's payload ({} when it has none). Stored payloads
+ * were checked on the way in, so they are read without the request caps;
+ * one that does not parse is VT_ECORRUPT (`err` may be NULL); VT_ENOMEM
+ * stays VT_ENOMEM. The caller owns *out. */
+int vt__shard_payload_of(const vt_store_point *p, vt_payload **out,
+			 vt_errmsg *err);
+
+/* Checks a vector for the shard: every component finite and, under
+ * cosine, a norm the index can scale by 1/|v| in float (a tinier one would
+ * store infinities). Writes "<what>[i]: not a finite number" or "<what>:
+ * zero (or too close to zero ...)" to err; VT_EINVAL. `what` names the
+ * field ("points[3].vector", "vector"). */
+int vt__shard_check_vector(const vt_shard *s, const float *v,
+			   const char *what, vt_errmsg *err);
+
 /* Small helpers. */
 char *vt__path_join(const char *dir, const char *name);
 void vt__shard_signal(vt_shard *s);

@@ -100,18 +100,6 @@ static float distance(int metric, const float *q, const float *v, uint32_t dim)
 	}
 }
 
-static int payload_of(const vt_store_point *p, vt_payload **out)
-{
-	if (!p->payload_len)
-		return vt_payload_empty(out);
-	vt_payload_limits pl;
-	vt_payload_limits_default(&pl);
-	pl.max_bytes = p->payload_len;
-	pl.max_keys = pl.max_depth = UINT32_MAX;
-	int rc = vt_payload_parse(p->payload, p->payload_len, &pl, out, NULL);
-	return rc == VT_ENOMEM ? rc : rc ? VT_ECORRUPT : 0;
-}
-
 /* Scores one stored point if it passes the filter. */
 static int scan_one(vt_shard *s, const vt_shard_query *q,
 		    const vt_filter_plan *plan, const vt_store_point *p,
@@ -120,7 +108,7 @@ static int scan_one(vt_shard *s, const vt_shard_query *q,
 	int pass = 1;
 	if (q->filter && !(plan && plan->exact)) {
 		vt_payload *pay;
-		int rc = payload_of(p, &pay);
+		int rc = vt__shard_payload_of(p, &pay, NULL);
 		if (rc)
 			return rc;
 		pass = vt_filter_match(q->filter, pay);
@@ -175,7 +163,7 @@ static int lookup_payload(void *ctx, uint64_t label, const vt_payload **out)
 	struct lookup *lk = ctx;
 	vt_store_point p;
 	vt_payload *pay;
-	if (vt_store_get_by_label(lk->tx, label, &p) || payload_of(&p, &pay))
+	if (vt_store_get_by_label(lk->tx, label, &p) || vt__shard_payload_of(&p, &pay, NULL))
 		return 1; /* gone or unreadable: excluded */
 	if (lk->n == lk->cap) {
 		size_t cap = lk->cap ? lk->cap * 2 : 64;
@@ -286,19 +274,9 @@ static int check_query(vt_shard *s, const vt_shard_query *q, vt_errmsg *err)
 	if (q->k < 1 || q->k > VT_HNSW_MAX_K)
 		return vt_errmsg_set(err, VT_EINVAL, "top_k: %u (1..%u)", q->k,
 				     VT_HNSW_MAX_K);
-	double norm = 0;
-	for (uint32_t d = 0; d < s->cfg.dim; d++) {
-		if (!isfinite(q->vec[d]))
-			return vt_errmsg_set(err, VT_EINVAL,
-					     "vector[%u]: not a finite number",
-					     d);
-		norm += (double)q->vec[d] * q->vec[d];
-	}
-	if (s->cfg.metric == VT_METRIC_COSINE &&
-	    !(norm > 0 && isfinite((float)(1.0 / sqrt(norm)))))
-		return vt_errmsg_set(err, VT_EINVAL,
-				     "vector: zero (or too close to zero to "
-				     "normalise) under cosine distance");
+	int rc = vt__shard_check_vector(s, q->vec, "vector", err);
+	if (rc)
+		return rc;
 	if (q->rescore && !(q->oversampling >= 1.0f))
 		return vt_errmsg_set(err, VT_EINVAL,
 				     "oversampling: %g (must be >= 1)",
@@ -445,7 +423,7 @@ static int passes(const vt_filter *f, const vt_filter_plan *plan,
 	if (!f || (plan->has_labels && plan->exact))
 		return 0;
 	vt_payload *pay;
-	int rc = payload_of(p, &pay);
+	int rc = vt__shard_payload_of(p, &pay, NULL);
 	if (rc)
 		return rc;
 	*ok = vt_filter_match(f, pay);
