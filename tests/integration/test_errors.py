@@ -188,7 +188,9 @@ def test_deadline(make_server):
     dim = 128
     rest.call("CreateCollection", {"name": name, "dimension": dim, "distance": "euclid",
                                    "hnsw": {"ef_construct": 16, "m": 4}})
-    v = np.random.default_rng(9).random((4000, dim), dtype=np.float32)
+    # enough points that an exact top-10000 search cannot finish inside the
+    # 1 ms deadline even on a quiet machine (4000 sometimes did)
+    v = np.random.default_rng(9).random((16000, dim), dtype=np.float32)
     for lo in range(0, len(v), 1000):
         req = pb.UpsertRequest(collection=name)
         for i in range(lo, lo + 1000):
