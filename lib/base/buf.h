@@ -41,6 +41,31 @@ VT_API int vt_buf_put_u8(vt_buf *b, uint8_t v);
 VT_API int vt_buf_put_u32(vt_buf *b, uint32_t v);
 VT_API int vt_buf_put_u64(vt_buf *b, uint64_t v);
 
+/* Little-endian integers at a byte address (any alignment), for fixed
+ * headers built or read in place. */
+static inline void vt_le_put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void vt_le_put64(uint8_t *p, uint64_t v)
+{
+	vt_le_put32(p, (uint32_t)v);
+	vt_le_put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static inline uint32_t vt_le_get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t vt_le_get64(const uint8_t *p)
+{
+	return vt_le_get32(p) | (uint64_t)vt_le_get32(p + 4) << 32;
+}
+
 /* Empties the buffer but keeps its memory. */
 static inline void vt_buf_reset(vt_buf *b)
 {

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/buf.h"
 #include "base/alloc.h"
 #include "base/log.h"
 
@@ -123,41 +124,16 @@ struct wreq {
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 static void put_hdr(uint8_t *p, int type, uint32_t chan, uint64_t group,
 		    uint32_t len)
 {
-	put32(p, WIRE_MAGIC);
+	vt_le_put32(p, WIRE_MAGIC);
 	p[4] = WIRE_VERSION;
 	p[5] = (uint8_t)type;
 	p[6] = p[7] = 0;
-	put32(p + 8, chan);
-	put64(p + 12, group);
-	put32(p + 20, len);
+	vt_le_put32(p + 8, chan);
+	vt_le_put64(p + 12, group);
+	vt_le_put32(p + 20, len);
 }
 
 static int parse_addr(const char *a, struct sockaddr_in *sa)
@@ -497,7 +473,7 @@ static void on_open(struct conn *c)
 		protocol_error(c, "OPEN for a channel already open");
 		return;
 	}
-	raft_id id = get64(c->payload);
+	raft_id id = vt_le_get64(c->payload);
 	char addr[ADDR_MAX + 1];
 	memcpy(addr, c->payload + 8, c->flen - 8);
 	addr[c->flen - 8] = '\0';
@@ -605,14 +581,14 @@ static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 static int check_hdr(struct conn *c)
 {
 	const uint8_t *h = c->hdr;
-	if (get32(h) != WIRE_MAGIC)
+	if (vt_le_get32(h) != WIRE_MAGIC)
 		return protocol_error(c, "bad magic"), -1;
 	if (h[4] != WIRE_VERSION)
 		return protocol_error(c, "unsupported wire version"), -1;
 	c->type = h[5];
-	c->fchan = get32(h + 8);
-	c->fgroup = get64(h + 12);
-	c->flen = get32(h + 20);
+	c->fchan = vt_le_get32(h + 8);
+	c->fgroup = vt_le_get64(h + 12);
+	c->flen = vt_le_get32(h + 20);
 	if (c->type < F_HELLO || c->type > F_CLOSE || h[6] || h[7])
 		return protocol_error(c, "bad frame type"), -1;
 	if (c->flen > DATA_MAX || (c->type == F_CLOSE && c->flen))
@@ -747,7 +723,7 @@ static void kick_cb(uv_timer_t *h)
 					 ? RAFT_NOCONNECTION
 					 : 0;
 			if (status == 0) {
-				put64(idb, g->self);
+				vt_le_put64(idb, g->self);
 				send_frame(c, F_OPEN, id, g->id, idb, 8, g->addr,
 					   strlen(g->addr));
 			}

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/buf.h"
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/file.h"
@@ -36,31 +37,17 @@ void vt__shard_hnsw_params(const vt_shard *s, vt_hnsw_params *p)
 
 /* ---- the snapshot file header ----------------------------------------------*/
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* magic[8] version u32 header-bytes u32 index u64 points u64 uuid[16]
  * reserved u64 xxh3-of-the-first-56-bytes u64 */
 void vt__snap_hdr_encode(const vt__snap_hdr *h, uint8_t out[VT_SNAPFILE_HDR])
 {
 	memset(out, 0, VT_SNAPFILE_HDR);
 	memcpy(out, VT_SNAPFILE_MAGIC, 8);
-	put64(out + 8, VT_SNAPFILE_VERSION | (uint64_t)VT_SNAPFILE_HDR << 32);
-	put64(out + 16, h->index);
-	put64(out + 24, h->points);
+	vt_le_put64(out + 8, VT_SNAPFILE_VERSION | (uint64_t)VT_SNAPFILE_HDR << 32);
+	vt_le_put64(out + 16, h->index);
+	vt_le_put64(out + 24, h->points);
 	memcpy(out + 32, h->uuid, VT_SHARD_UUID_BYTES);
-	put64(out + 56, vt_hash64(out, 56, 0));
+	vt_le_put64(out + 56, vt_hash64(out, 56, 0));
 }
 
 int vt__snap_hdr_decode(const uint8_t *p, size_t len, vt__snap_hdr *h,
@@ -69,17 +56,17 @@ int vt__snap_hdr_decode(const uint8_t *p, size_t len, vt__snap_hdr *h,
 	if (len < VT_SNAPFILE_HDR || memcmp(p, VT_SNAPFILE_MAGIC, 8))
 		return vt_errmsg_set(err, VT_ECORRUPT,
 				     "index snapshot: not a snapshot file");
-	if (get64(p + 56) != vt_hash64(p, 56, 0))
+	if (vt_le_get64(p + 56) != vt_hash64(p, 56, 0))
 		return vt_errmsg_set(err, VT_ECORRUPT,
 				     "index snapshot: header checksum mismatch");
-	uint64_t v = get64(p + 8);
+	uint64_t v = vt_le_get64(p + 8);
 	if ((uint32_t)v != VT_SNAPFILE_VERSION ||
 	    (v >> 32) != VT_SNAPFILE_HDR)
 		return vt_errmsg_set(err, VT_EVERSION,
 				     "index snapshot: version %u",
 				     (unsigned)(uint32_t)v);
-	h->index = get64(p + 16);
-	h->points = get64(p + 24);
+	h->index = vt_le_get64(p + 16);
+	h->points = vt_le_get64(p + 24);
 	memcpy(h->uuid, p + 32, VT_SHARD_UUID_BYTES);
 	return 0;
 }
@@ -469,7 +456,7 @@ int vt__shard_index_open(vt_shard *s, vt_errmsg *err)
 		return vt_errmsg_set(err, rc, "reading the store");
 	rc = vt_store_get_applied(tx, &applied);
 	if (!rc && vt_store_meta_get(tx, META_TRIMMED, &v, &n) == 0 && n == 8)
-		trimmed = get64(v);
+		trimmed = vt_le_get64(v);
 	vt__rd_end(s, tx);
 	if (rc)
 		return vt_errmsg_set(err, rc, "reading the applied index");
@@ -530,7 +517,7 @@ static int trim_wal(vt_shard *s, uint64_t upto)
 {
 	vt_store_txn *tx;
 	uint8_t b[8];
-	put64(b, upto);
+	vt_le_put64(b, upto);
 	pthread_rwlock_rdlock(&s->gate);
 	int rc = vt_store_txn_begin(s->st, &tx);
 	if (!rc) {

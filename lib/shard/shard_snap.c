@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/buf.h"
 #include "base/alloc.h"
 #include "base/file.h"
 #include "base/hash.h"
@@ -31,29 +32,6 @@
 #define FRAME_END 3
 #define FRAME_MAX (1u << 20)
 #define INDEX_NEW "index.snap.new"
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 /* ---- writing -------------------------------------------------------------------*/
 
@@ -69,7 +47,7 @@ static int frame(struct sink *k, int kind, const void *p, size_t n)
 {
 	uint8_t h[5];
 	h[0] = (uint8_t)kind;
-	put32(h + 1, (uint32_t)n);
+	vt_le_put32(h + 1, (uint32_t)n);
 	int rc = k->write(k->ud, h, 5);
 	if (!rc && n)
 		rc = k->write(k->ud, p, n);
@@ -130,8 +108,8 @@ int vt_shard_snapshot(vt_shard *s, vt_shard_write_fn write, void *ud,
 	uint8_t head[16];
 	int rc;
 	memcpy(head, STREAM_MAGIC, 8);
-	put32(head + 8, STREAM_VERSION);
-	put32(head + 12, 0);
+	vt_le_put32(head + 8, STREAM_VERSION);
+	vt_le_put32(head + 12, 0);
 	if ((rc = vt_hasher_init(&k.hash, 0)))
 		return vt_errmsg_set(err, rc, "out of memory");
 	pthread_mutex_lock(&s->ckpt_mu);
@@ -154,9 +132,9 @@ int vt_shard_snapshot(vt_shard *s, vt_shard_write_fn write, void *ud,
 	if (rc)
 		goto out;
 	uint8_t end[24];
-	put64(end, applied);
-	put64(end + 8, k.total);
-	put64(end + 16, vt_hasher_digest(&k.hash));
+	vt_le_put64(end, applied);
+	vt_le_put64(end + 8, k.total);
+	vt_le_put64(end + 16, vt_hasher_digest(&k.hash));
 	if ((rc = frame(&k, FRAME_END, end, sizeof end)))
 		goto out;
 	if (index_out)
@@ -212,7 +190,7 @@ static int next_frame(struct source *s)
 	if (rc)
 		return rc;
 	s->kind = h[0];
-	s->left = get32(h + 1);
+	s->left = vt_le_get32(h + 1);
 	if (s->kind == FRAME_END) {
 		uint8_t e[24];
 		if (s->left != sizeof e)
@@ -221,12 +199,12 @@ static int next_frame(struct source *s)
 		if ((rc = src_get(s, e, sizeof e)))
 			return rc;
 		s->left = 0;
-		if (get64(e + 8) != s->total ||
-		    get64(e + 16) != vt_hasher_digest(&s->hash))
+		if (vt_le_get64(e + 8) != s->total ||
+		    vt_le_get64(e + 16) != vt_hasher_digest(&s->hash))
 			return vt_errmsg_set(s->err, VT_ECORRUPT,
 					     "snapshot stream: checksum "
 					     "mismatch");
-		s->applied = get64(e);
+		s->applied = vt_le_get64(e);
 		s->ended = 1;
 		return 0;
 	}
@@ -311,10 +289,10 @@ int vt_shard_restore(const char *dir, vt_shard_read_fn read, void *ud,
 				   "snapshot stream: not a shard snapshot");
 		goto out;
 	}
-	if (get32(head + 8) != STREAM_VERSION) {
+	if (vt_le_get32(head + 8) != STREAM_VERSION) {
 		rc = vt_errmsg_set(err, VT_EVERSION,
 				   "snapshot stream: version %u",
-				   get32(head + 8));
+				   vt_le_get32(head + 8));
 		goto out;
 	}
 	if ((mkdir(dir, 0755) && errno != EEXIST) ||
