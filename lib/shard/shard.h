@@ -270,9 +270,11 @@ VT_API int vt_shard_clear_readonly(vt_shard *s, size_t new_map_max,
 typedef int (*vt_shard_write_fn)(void *ud, const void *p, size_t n);
 typedef int (*vt_shard_read_fn)(void *ud, void *buf, size_t cap, size_t *n);
 
-/* Streams a consistent copy of the whole shard (store, then the index
- * snapshot the store's WAL continues from), in framed, checksummed chunks;
- * format in docs/shard.md. Writes go on meanwhile; index snapshots wait.
+/* Streams a consistent copy of the whole shard (the index snapshot, then
+ * the store whose WAL continues from it), in framed, checksummed chunks;
+ * format in docs/shard.md. Takes an index snapshot first if there is none.
+ * Index snapshots wait for the whole stream; applies wait while the store
+ * part is copied (so the copy's applied index is exact); searches go on.
  * *index_out (may be NULL) gets the applied index the copy holds. */
 VT_API int vt_shard_snapshot(vt_shard *s, vt_shard_write_fn write, void *ud,
 			     uint64_t *index_out, vt_errmsg *err);
