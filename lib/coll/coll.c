@@ -30,6 +30,7 @@ struct vt_coll {
 	vt_coll_config cfg;
 	char *dir;       /* where it lives now (moves to the trash on drop) */
 	vt_shard **shards;
+	void **wh;       /* per shard: the writer's handle (NULL: none) */
 	int dropped;
 };
 
@@ -174,6 +175,13 @@ static int config_read(const char *dir, vt_coll_config *c, vt_errmsg *err)
 
 static void coll_free(vt_coll *c)
 {
+	const vt_coll_writer *w = c->db->opts.writer;
+	/* The write path stops before its shard closes and, on a drop,
+	 * before the files go. */
+	for (uint32_t i = 0; c->wh && i < c->cfg.shard_count; i++)
+		if (c->wh[i])
+			w->detach(w->ud, c->wh[i]);
+	vt_free(c->wh);
 	for (uint32_t i = 0; c->shards && i < c->cfg.shard_count; i++)
 		vt_shard_close(c->shards[i]);
 	vt_free(c->shards);
@@ -255,6 +263,26 @@ static int coll_open(vt_db *db, const char *dir, const vt_coll_config *create,
 	if (!create)
 		/* The shards hold the authoritative shard config. */
 		c->cfg.shard = *vt_shard_config_get(c->shards[0]);
+	/* A collection being built aside (create) gets no write path: it is
+	 * reopened from its final place. */
+	const vt_coll_writer *w = db->opts.writer;
+	if (w && !create) {
+		if (!(c->wh = vt_calloc(n, sizeof *c->wh))) {
+			coll_free(c);
+			return vt_errmsg_set(err, VT_ENOMEM, "out of memory");
+		}
+		for (uint32_t i = 0; i < n; i++) {
+			char sdir[4200];
+			snprintf(sdir, sizeof sdir, "%s/shard-%u", c->dir, i);
+			if ((rc = w->attach(w->ud, c->shards[i], sdir,
+					    &c->wh[i], err))) {
+				vt_errmsg_prefix(err, rc, "collection %s",
+						 c->cfg.name);
+				coll_free(c);
+				return rc;
+			}
+		}
+	}
 	*out = c;
 	return 0;
 }
@@ -678,9 +706,21 @@ static void part_task(void *ctx, size_t i)
 	if (!p->cmd[i].len)
 		return;
 	vt_shard *s = p->c->shards[i];
+	const vt_coll_writer *w = p->c->db->opts.writer;
 	if (p->validate)
 		p->rcs[i] = vt_shard_validate(s, p->cmd[i].data, p->cmd[i].len,
 					      &p->errs[i]);
+	else if (w && p->c->wh && p->c->wh[i] &&
+		 (p->rcs[i] = vt_shard_wait_room(s, p->count[i] ? p->count[i]
+								 : 1)))
+		/* checked before the command enters a log, where it could no
+		 * longer be refused */
+		vt_errmsg_set(&p->errs[i], p->rcs[i],
+			      "index queue full for %u ms: retry later",
+			      p->c->db->opts.shard.queue_wait_ms);
+	else if (w && p->c->wh && p->c->wh[i])
+		p->rcs[i] = w->apply(w->ud, p->c->wh[i], p->cmd[i].data,
+				     p->cmd[i].len, &p->res[i], &p->errs[i]);
 	else
 		p->rcs[i] = vt_shard_apply(s, 0, p->cmd[i].data, p->cmd[i].len,
 					   &p->res[i], &p->errs[i]);
@@ -707,7 +747,8 @@ static int parts_error(struct parts *p, vt_errmsg *err)
 }
 
 /* Validates every part first when there are several (so bad input changes
- * nothing anywhere), then applies them in parallel. */
+ * nothing anywhere), or when a writer logs commands (a rejected command
+ * would still be logged), then applies them in parallel. */
 static int parts_run(struct parts *p, vt_coll_write_result *res,
 		     vt_errmsg *err)
 {
@@ -715,7 +756,7 @@ static int parts_run(struct parts *p, vt_coll_write_result *res,
 	for (uint32_t i = 0; i < n; i++)
 		used += p->cmd[i].len != 0;
 	int rc;
-	if (used > 1) {
+	if (used > 1 || p->c->db->opts.writer) {
 		p->validate = 1;
 		vt_pool_run(p->c->db->pool, n, part_task, p);
 		if ((rc = parts_error(p, err)))

@@ -34,11 +34,34 @@ typedef struct vt_coll_config {
 VT_API void vt_coll_config_default(vt_coll_config *c, const char *name,
 				   uint32_t dim, int metric);
 
+/* How a shard's part of a write is applied. The default (no writer) is
+ * vt_shard_apply in the calling thread. `vectron serve` sets one that puts
+ * each command through the shard's Raft group (services/vectron/raftw.c).
+ * Every function may be called from any thread; `apply` from many at once
+ * (on different or the same shard). */
+typedef struct vt_coll_writer {
+	void *ud;
+	/* Shard `s`, open in directory `dir`, joins the database: make its
+	 * write path and put its handle in *h. Errors abort the open. */
+	int (*attach)(void *ud, vt_shard *s, const char *dir, void **h,
+		      vt_errmsg *err);
+	/* Applies a validated command to the shard behind `h`, as
+	 * vt_shard_apply with index 0 would (same results and errors), and
+	 * returns when it is applied or failed. */
+	int (*apply)(void *ud, void *h, const void *cmd, size_t len,
+		     vt_shard_result *res, vt_errmsg *err);
+	/* Stops the write path of `h`; after it returns the shard is closed
+	 * and its files may be removed. */
+	void (*detach)(void *ud, void *h);
+} vt_coll_writer;
+
 typedef struct vt_db_opts {
 	unsigned threads;         /* fan-out pool, default: online CPUs */
 	uint32_t default_shards;  /* default: online CPUs */
 	vt_shard_opts shard;      /* runtime options of every shard (its
 				     `create` is ignored) */
+	const vt_coll_writer *writer; /* NULL: apply directly; else it must
+				     outlive the database */
 } vt_db_opts;
 
 VT_API void vt_db_opts_default(vt_db_opts *o);

@@ -145,7 +145,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
 	*result = NULL;
 	/* 0.15 does not pass the index: replicationApply sets last_applied
 	 * to this entry's index only after apply returns (research §1.2). */
-	raft_index index = raft_last_applied(r->raft) + 1;
+	raft_index index = raft_last_applied(r->raft) + 1 + r->o.index_base;
 	check_term(r);
 	size_t len = entry_len(buf);
 	if (len == SIZE_MAX) {
@@ -159,8 +159,16 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
 	}
 	vt_shard_result res;
 	vt_errmsg err = {{0}};
-	int rc = vt_shard_apply(r->shard, index, buf->base, len, &res,
-				&err);
+	int rc, waits = 0;
+	/* A committed entry cannot be refused, so a full async index queue
+	 * (proposers check it first, but others may fill it meanwhile) is
+	 * waited out rather than stopping the replica. */
+	while ((rc = vt_shard_apply(r->shard, index, buf->base, len,
+				    &res, &err)) == VT_EOVERLOAD)
+		if (!waits++)
+			VT_LOG(VT_LOG_WARN, MOD, "%s: entry %" PRIu64
+			       ": index queue full, waiting", r->dir,
+			       (uint64_t)index);
 	if (rc && is_rejection(rc)) {
 		/* The shard's contract: a rejected command still consumes
 		 * its index. Check it, as a replica that did not would
@@ -191,6 +199,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
 		VT_LOG(VT_LOG_DEBUG, MOD, "%s: entry %" PRIu64 " rejected: %s",
 		       r->dir, (uint64_t)index, err.msg);
 	}
+	index -= r->o.index_base; /* back to raft's numbering */
 	for (batch *b = r->inflight; b; b = b->next) {
 		if (index < b->first || index >= b->first + b->n)
 			continue;
@@ -255,6 +264,26 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 	snap_sink s = {0};
 	vt_errmsg err = {{0}};
 	uint64_t idx = 0;
+	if (r->o.borrow) {
+		/* One replica: the store is the state and SYNC_FULL made it
+		 * durable; the snapshot only records where it stands. */
+		uint64_t indexed;
+		vt_shard_progress(r->shard, &idx, &indexed);
+		struct raft_buffer *b = raft_malloc(sizeof *b);
+		void *p = raft_malloc(8);
+		if (!b || !p) {
+			raft_free(b);
+			raft_free(p);
+			return RAFT_NOMEM;
+		}
+		memcpy(p, &idx, 8);
+		b->base = p;
+		b->len = 8;
+		*bufs = b;
+		*n_bufs = 1;
+		r->st.snapshots++;
+		return 0;
+	}
 	/* vt_shard_snapshot syncs the store before copying it (docs/shard.md
 	 * §6), so raft may then drop the log the copy covers. */
 	int rc = vt_shard_snapshot(r->shard, snap_write, &s, &idx, &err);
@@ -296,6 +325,22 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	vt_repl *r = fsm->data;
 	vt_errmsg err = {{0}};
 	snap_src src = {buf->base, buf->len};
+	if (r->o.borrow) {
+		uint64_t idx = UINT64_MAX, applied = 0, indexed;
+		if (buf->len == 8)
+			memcpy(&idx, buf->base, 8);
+		vt_shard_progress(r->shard, &applied, &indexed);
+		if (idx > applied) {
+			VT_LOG(VT_LOG_ERROR, MOD, "%s: snapshot at shard index "
+			       "%" PRIu64 " but the shard is at %" PRIu64
+			       ": a single-replica group cannot install it",
+			       r->dir, idx, applied);
+			return RAFT_CORRUPT;
+		}
+		raft_free(buf->base);
+		r->st.restores++;
+		return 0;
+	}
 	vt_shard_close(r->shard);
 	r->shard = NULL;
 	int rc = vt_shard_restore(r->dir, snap_read, &src, &err);
@@ -346,7 +391,11 @@ int vt_repl_open(const vt_repl_opts *o, vt_repl **out, vt_errmsg *err)
 		rc = vt_errmsg_set(err, VT_ENOMEM, "repl: out of memory");
 		goto err;
 	}
-	rc = vt_shard_open(r->dir, &o->shard, &r->shard, err);
+	rc = 0;
+	if (o->borrow)
+		r->shard = o->borrow;
+	else
+		rc = vt_shard_open(r->dir, &o->shard, &r->shard, err);
 	if (rc) {
 		vt_errmsg_prefix(err, rc, "repl");
 		goto err;
@@ -384,7 +433,8 @@ void vt_repl_close(vt_repl *r)
 		b->req_done = 1; /* raft is closed: it holds nothing */
 		batch_fail(r, b, VT_ESHUTDOWN, "group closed: outcome unknown");
 	}
-	vt_shard_close(r->shard);
+	if (!r->o.borrow)
+		vt_shard_close(r->shard);
 	vt_free(r->qitems);
 	vt_free(r->qbufs);
 	vt_free(r);

@@ -38,6 +38,17 @@ typedef struct vt_repl_opts {
 	const char *dir;          /* the shard's directory (must stay valid) */
 	vt_shard_opts shard;      /* how to open it (create config etc.) */
 	uint32_t batch_max;       /* commands per raft entry batch, default 64 */
+	/* A shard the caller already opened and owns (it must outlive the
+	 * vt_repl; `dir` and `shard` are then unused for opening). Such a
+	 * group must be the shard's only replica: its snapshots carry only
+	 * the applied index (the store is the state, made durable by
+	 * VT_STORE_SYNC_FULL), and a snapshot from elsewhere is refused
+	 * (RAFT_CORRUPT). This is `vectron serve`'s one-voter group. */
+	vt_shard *borrow;
+	/* Shard index = raft index + index_base: a shard that held writes
+	 * before its raft log existed (applied A at bootstrap) gets base A,
+	 * so raft's first entries are not taken as already applied. */
+	uint64_t index_base;
 } vt_repl_opts;
 
 VT_API void vt_repl_opts_default(vt_repl_opts *o, const char *dir);

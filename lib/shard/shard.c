@@ -791,6 +791,14 @@ static int wait_queue(vt_shard *s, uint64_t n, uint64_t *waiting)
 	return rc;
 }
 
+int vt_shard_wait_room(vt_shard *s, uint64_t n)
+{
+	if (s->cfg.index_mode != VT_INDEX_ASYNC)
+		return 0;
+	uint64_t waiting;
+	return wait_queue(s, n, &waiting);
+}
+
 int vt_shard_validate(vt_shard *s, const void *cmd, size_t len,
 		      vt_errmsg *err)
 {

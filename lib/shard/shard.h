@@ -141,6 +141,12 @@ VT_API int vt_shard_apply(vt_shard *s, uint64_t index, const void *cmd,
 VT_API int vt_shard_validate(vt_shard *s, const void *cmd, size_t len,
 			     vt_errmsg *err);
 
+/* Async mode: waits (queue_wait_ms at most) until the index queue has
+ * room for `n` more entries, as apply would; VT_EOVERLOAD if it has not.
+ * Sync mode: 0 at once. For a caller that must check overload before a
+ * command enters a log (a committed entry cannot be refused). */
+VT_API int vt_shard_wait_room(vt_shard *s, uint64_t n);
+
 /* Waits until the index covers command `index` or `timeout_ms` passes:
  * 0 or VT_ETIMEDOUT. */
 VT_API int vt_shard_wait_indexed(vt_shard *s, uint64_t index,

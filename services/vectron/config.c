@@ -34,6 +34,9 @@ static const struct setting table[] = {
 	  "REST (HTTP/1.1 + JSON) port; 0 picks a free one"),
 	I(grpc_port, "VECTRON_GRPC_PORT", INT, "8081", 0, 65535,
 	  "gRPC (HTTP/2) port; 0 picks a free one"),
+	I(raft_port, "VECTRON_RAFT_PORT", INT, "0", 0, 65535,
+	  "Raft port of every shard's group (one port; 8082 by convention); "
+	  "0 picks a free one: fine while each group has one voter"),
 	I(threads, "VECTRON_THREADS", INT, "0", 0, 1024,
 	  "worker threads for requests and shard fan-out; 0 = CPUs"),
 	I(shards, "VECTRON_SHARDS", INT, "0", 0, 256,

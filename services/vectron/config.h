@@ -14,6 +14,7 @@ typedef struct vt_serve_config {
 	char host[256];
 	int rest_port;
 	int grpc_port;
+	int raft_port;
 	int threads;            /* 0 = online CPUs */
 	int shards;             /* default shard_count, 0 = online CPUs */
 	int timeout_ms;

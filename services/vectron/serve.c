@@ -20,6 +20,7 @@
 #include "base/pool.h"
 #include "base/text.h"
 #include "config.h"
+#include "raftw.h"
 #include "rest.h"
 #include "rpc/grpc.h"
 #include "rpc/http.h"
@@ -30,11 +31,17 @@ struct server {
 	uv_loop_t *loop;
 	vt_serve_config cfg;
 	vt_db *db;
+	vt_raftw *raftw;
 	vt_api *api;
 	vt_http_server *http;
 	vt_grpc_server *grpc;
 	uv_signal_t sigterm, sigint;
 	int stopping;
+	int http_done;
+	/* Request jobs running on libuv's pool, at most jobs_max at once: the
+	 * pool also does raft_uv's disk work, which the jobs wait for. */
+	unsigned jobs, jobs_max;
+	struct gjob *jobs_head, *jobs_tail;
 	struct grpc_route *routes; /* one per API method */
 };
 
@@ -48,6 +55,74 @@ static uint64_t deadline_from(const struct server *s, uint64_t asked)
 	if (asked)
 		return asked;
 	return vt_clock_mono_ns() + (uint64_t)s->cfg.timeout_ms * 1000000u;
+}
+
+/* ---- request jobs ------------------------------------------------------------- */
+
+/* A request job on libuv's pool. Writes wait there for their raft group,
+ * whose log writes also run on that pool: if every pool thread held a
+ * waiting write, nothing could commit. So at most jobs_max jobs run (the
+ * pool has two threads more) and the rest wait here, in order. */
+struct gjob {
+	struct gjob *next;
+	struct server *srv;
+	uv_work_t w;
+	uv_work_t *job;
+	uv_work_cb fn;
+	uv_after_work_cb after;
+};
+
+static void gjob_work(uv_work_t *w)
+{
+	struct gjob *g = w->data;
+	g->fn(g->job);
+}
+
+static void gjob_start(struct server *s);
+
+static void gjob_after(uv_work_t *w, int status)
+{
+	struct gjob *g = w->data;
+	struct server *s = g->srv;
+	g->after(g->job, status);
+	vt_free(g);
+	s->jobs--;
+	gjob_start(s);
+}
+
+static void gjob_start(struct server *s)
+{
+	while (s->jobs_head && s->jobs < s->jobs_max) {
+		struct gjob *g = s->jobs_head;
+		s->jobs_head = g->next;
+		if (!s->jobs_head)
+			s->jobs_tail = NULL;
+		s->jobs++;
+		if (uv_queue_work(s->loop, &g->w, gjob_work, gjob_after)) {
+			/* cannot happen with a valid loop and callbacks */
+			s->jobs--;
+			g->after(g->job, UV_ECANCELED);
+			vt_free(g);
+		}
+	}
+}
+
+/* As uv_queue_work, through the gate above. Fails only for memory. */
+static int queue_job(struct server *s, uv_work_t *job, uv_work_cb fn,
+		     uv_after_work_cb after)
+{
+	struct gjob *g = vt_calloc(1, sizeof *g);
+	if (!g)
+		return VT_ENOMEM;
+	*g = (struct gjob){NULL, s, {0}, job, fn, after};
+	g->w.data = g;
+	if (s->jobs_tail)
+		s->jobs_tail->next = g;
+	else
+		s->jobs_head = g;
+	s->jobs_tail = g;
+	gjob_start(s);
+	return 0;
 }
 
 /* ---- REST ---------------------------------------------------------------------- */
@@ -317,7 +392,7 @@ static void on_http(void *ud, vt_http_req *req)
 	j->method = m.route->method ? vt_api_method_find(m.route->method) : NULL;
 	vt_buf_init(&j->out, (size_t)1 << 31);
 	j->work.data = j;
-	if (uv_queue_work(s->loop, &j->work, rest_work, rest_done)) {
+	if (queue_job(s, &j->work, rest_work, rest_done)) {
 		vt_free(j);
 		vt_http_respond_error(req, 503, "UNAVAILABLE", "cannot queue");
 	}
@@ -469,7 +544,7 @@ static void on_grpc(vt_grpc_call *call, void *ud)
 		j->async.data = j;
 		vt_grpc_call_on_cancel(call, on_cancel, j);
 	}
-	if (uv_queue_work(r->srv->loop, &j->work, grpc_work, grpc_done)) {
+	if (queue_job(r->srv, &j->work, grpc_work, grpc_done)) {
 		vt_grpc_call_finish(call, VT_GRPC_UNAVAILABLE, "cannot queue");
 		if (r->method->streaming)
 			uv_close((uv_handle_t *)&j->async, grpc_job_free);
@@ -480,11 +555,21 @@ static void on_grpc(vt_grpc_call *call, void *ud)
 
 /* ---- lifecycle ------------------------------------------------------------------ */
 
+/* Once no request can write any more, the raft groups close (before the
+ * shards checkpoint, after the loop). */
+static void maybe_close_raft(struct server *s)
+{
+	if (s->http_done && !s->grpc)
+		vt_raftw_close(s->raftw);
+}
+
 static void http_closed(vt_http_server *h, void *ud)
 {
+	struct server *s = ud;
 	(void)h;
-	(void)ud;
+	s->http_done = 1;
 	VT_LOG(VT_LOG_INFO, "serve", "REST server stopped");
+	maybe_close_raft(s);
 }
 
 static void grpc_closed(void *ud)
@@ -492,6 +577,7 @@ static void grpc_closed(void *ud)
 	struct server *s = ud;
 	s->grpc = NULL;
 	VT_LOG(VT_LOG_INFO, "serve", "gRPC server stopped");
+	maybe_close_raft(s);
 }
 
 static void on_signal(uv_signal_t *h, int sig)
@@ -564,6 +650,8 @@ static int start(struct server *s)
 	       "%s\n",
 	       s->cfg.host, vt_http_server_port(s->http), s->cfg.host,
 	       vt_grpc_server_port(s->grpc), s->cfg.data_dir);
+	VT_LOG(VT_LOG_INFO, "serve", "raft groups on %s",
+	       vt_raftw_address(s->raftw));
 	fflush(stdout);
 	return 0;
 }
@@ -587,7 +675,8 @@ int vt_cli_serve(int argc, char **argv)
 					 : vt_cpu_count();
 	/* Request workers: libuv's pool, sized before its first use. */
 	char tp[16];
-	snprintf(tp, sizeof tp, "%u", threads < 2 ? 2 : threads);
+	s.jobs_max = threads < 2 ? 2 : threads;
+	snprintf(tp, sizeof tp, "%u", s.jobs_max + 2);
 	setenv("UV_THREADPOOL_SIZE", tp, 1);
 
 	vt_db_opts dbo;
@@ -599,9 +688,22 @@ int vt_cli_serve(int argc, char **argv)
 	dbo.shard.queue_max = (uint64_t)s.cfg.queue_max;
 	dbo.shard.queue_wait_ms = (uint32_t)s.cfg.queue_wait_ms;
 	vt_errmsg e = {{0}};
+	s.loop = uv_default_loop();
+	/* Every write goes through its shard's one-voter raft group. */
+	char raddr[300];
+	snprintf(raddr, sizeof raddr, "%s:%d", s.cfg.host, s.cfg.raft_port);
+	if (vt_raftw_open(s.loop, raddr, &s.raftw, &e)) {
+		fprintf(stderr, "vectron serve: raft on %s: %s\n", raddr, e.msg);
+		return 1;
+	}
+	dbo.writer = vt_raftw_writer(s.raftw);
 	uint64_t t0 = vt_clock_mono_ns();
 	if (vt_db_open(s.cfg.data_dir, &dbo, &s.db, &e)) {
 		fprintf(stderr, "vectron serve: %s: %s\n", s.cfg.data_dir, e.msg);
+		vt_raftw_close(s.raftw);
+		uv_run(s.loop, UV_RUN_DEFAULT);
+		vt_raftw_free(s.raftw);
+		uv_loop_close(s.loop);
 		return 1;
 	}
 	VT_LOG(VT_LOG_INFO, "serve", "data opened in %.2f s",
@@ -611,7 +713,6 @@ int vt_cli_serve(int argc, char **argv)
 	ao.default_timeout_ms = (uint32_t)s.cfg.timeout_ms;
 	ao.version = VT_VERSION;
 	int rc = vt_api_create(s.db, &ao, &s.api);
-	s.loop = uv_default_loop();
 	if (!rc)
 		rc = start(&s);
 	if (rc && !s.stopping) {
@@ -625,6 +726,7 @@ int vt_cli_serve(int argc, char **argv)
 			uv_close((uv_handle_t *)&s.sigterm, NULL);
 			uv_close((uv_handle_t *)&s.sigint, NULL);
 		}
+		vt_raftw_close(s.raftw);
 	}
 	uv_run(s.loop, UV_RUN_DEFAULT);
 	vt_http_server_destroy(s.http);
@@ -638,6 +740,7 @@ int vt_cli_serve(int argc, char **argv)
 	}
 	vt_api_destroy(s.api);
 	vt_db_close(s.db);
+	vt_raftw_free(s.raftw);
 	vt_free(s.routes);
 	uv_loop_close(s.loop);
 	VT_LOG(VT_LOG_INFO, "serve", "stopped");
