@@ -37,7 +37,6 @@ struct server {
 	vt_grpc_server *grpc;
 	uv_signal_t sigterm, sigint;
 	int stopping;
-	int http_done;
 	/* Request jobs running on libuv's pool, at most jobs_max at once: the
 	 * pool also does raft_uv's disk work, which the jobs wait for. */
 	unsigned jobs, jobs_max;
@@ -555,21 +554,11 @@ static void on_grpc(vt_grpc_call *call, void *ud)
 
 /* ---- lifecycle ------------------------------------------------------------------ */
 
-/* Once no request can write any more, the raft groups close (before the
- * shards checkpoint, after the loop). */
-static void maybe_close_raft(struct server *s)
-{
-	if (s->http_done && !s->grpc)
-		vt_raftw_close(s->raftw);
-}
-
 static void http_closed(vt_http_server *h, void *ud)
 {
-	struct server *s = ud;
 	(void)h;
-	s->http_done = 1;
+	(void)ud;
 	VT_LOG(VT_LOG_INFO, "serve", "REST server stopped");
-	maybe_close_raft(s);
 }
 
 static void grpc_closed(void *ud)
@@ -577,7 +566,6 @@ static void grpc_closed(void *ud)
 	struct server *s = ud;
 	s->grpc = NULL;
 	VT_LOG(VT_LOG_INFO, "serve", "gRPC server stopped");
-	maybe_close_raft(s);
 }
 
 static void on_signal(uv_signal_t *h, int sig)
@@ -692,7 +680,7 @@ int vt_cli_serve(int argc, char **argv)
 	/* Every write goes through its shard's one-voter raft group. */
 	char raddr[300];
 	snprintf(raddr, sizeof raddr, "%s:%d", s.cfg.host, s.cfg.raft_port);
-	if (vt_raftw_open(s.loop, raddr, &s.raftw, &e)) {
+	if (vt_raftw_open(raddr, &s.raftw, &e)) {
 		fprintf(stderr, "vectron serve: raft on %s: %s\n", raddr, e.msg);
 		return 1;
 	}
@@ -701,9 +689,7 @@ int vt_cli_serve(int argc, char **argv)
 	if (vt_db_open(s.cfg.data_dir, &dbo, &s.db, &e)) {
 		fprintf(stderr, "vectron serve: %s: %s\n", s.cfg.data_dir, e.msg);
 		vt_raftw_close(s.raftw);
-		uv_run(s.loop, UV_RUN_DEFAULT);
 		vt_raftw_free(s.raftw);
-		uv_loop_close(s.loop);
 		return 1;
 	}
 	VT_LOG(VT_LOG_INFO, "serve", "data opened in %.2f s",
@@ -726,9 +712,10 @@ int vt_cli_serve(int argc, char **argv)
 			uv_close((uv_handle_t *)&s.sigterm, NULL);
 			uv_close((uv_handle_t *)&s.sigint, NULL);
 		}
-		vt_raftw_close(s.raftw);
 	}
 	uv_run(s.loop, UV_RUN_DEFAULT);
+	/* No request runs any more: no write can be waiting for a group. */
+	vt_raftw_close(s.raftw);
 	vt_http_server_destroy(s.http);
 	if (!rc) {
 		VT_LOG(VT_LOG_INFO, "serve", "saving index snapshots");

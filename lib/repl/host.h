@@ -1,0 +1,115 @@
+/* host.h: many shard Raft groups in one process, on one thread of their own.
+ *
+ * A host owns a libuv loop on a private thread, the mux transport (one port
+ * for every group, transport.h) and the groups attached to it. Each group is
+ * a raft_uv instance whose log lives in <shard dir>/raft and whose state
+ * machine is lib/repl's adapter (repl.h). Other threads never touch raft:
+ * they hand an operation to the host thread and wait for its result, so a
+ * request thread blocked on a commit never holds the loop, and a shard's
+ * apply (indexing included) never runs on a server's network loop.
+ * docs/replication.md §7. */
+#ifndef VT_REPL_HOST_H
+#define VT_REPL_HOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <raft.h>
+
+#include "base/error.h"
+#include "repl/repl.h"
+#include "shard/shard.h"
+
+typedef struct vt_repl_host vt_repl_host;   /* opaque */
+typedef struct vt_repl_hgroup vt_repl_hgroup; /* one group; opaque */
+
+typedef struct vt_repl_host_opts {
+	const char *bind;         /* "a.b.c.d:port"; port 0: ephemeral.
+				     Default "127.0.0.1:0" */
+	unsigned tick_ms;         /* leadership/flush timer, default 10 */
+	unsigned election_ms;     /* raft election timeout, default 1000 */
+	unsigned heartbeat_ms;    /* raft heartbeat timeout, default 100 */
+	unsigned snapshot_threshold; /* entries between snapshots, 16384 */
+	unsigned snapshot_trailing;  /* entries kept after one, 2048 */
+	unsigned wait_ready_ms;   /* how long a write waits for its group to
+				     have a ready leader here, default 5000 */
+} vt_repl_host_opts;
+
+VT_API void vt_repl_host_opts_default(vt_repl_host_opts *o);
+
+/* Opens the transport and starts the host thread. `o` is copied (bind
+ * too). The process must ignore SIGPIPE (transport.h). On success the
+ * caller owns *out: vt_repl_host_close, then vt_repl_host_free.
+ * Errors: those of vt_repl_mux_open, VT_ENOMEM, VT_EIO (thread). */
+VT_API int vt_repl_host_open(const vt_repl_host_opts *o, vt_repl_host **out,
+			     vt_errmsg *err);
+
+/* The address peers dial; valid until vt_repl_host_free. */
+VT_API const char *vt_repl_host_address(const vt_repl_host *h);
+
+/* A member of a group's first configuration. */
+typedef struct vt_repl_peer {
+	raft_id id;
+	const char *address;      /* the peer's host address */
+	int voter;                /* 0: non-voting (RAFT_STANDBY) */
+} vt_repl_peer;
+
+typedef struct vt_repl_group_spec {
+	uint64_t group_id;        /* the same on every replica; unique per host */
+	raft_id self;             /* this replica's raft id (default 1) */
+	const char *dir;          /* the shard's directory (log in dir/raft) */
+	/* The first configuration, bootstrapped when the log is new. NULL:
+	 * this replica alone, a one-voter group. A replica meant to join a
+	 * running group later passes none and `join` = 1. */
+	const vt_repl_peer *peers;
+	size_t n_peers;
+	int join;                 /* 1: never bootstrap; wait to be added */
+	/* A shard the caller opened and owns (must outlive the group): only
+	 * for one-voter groups (repl.h, vt_repl_opts.borrow). The first time
+	 * such a shard gets a log, its entries are numbered after the
+	 * commands it already holds (<dir>/raft-index-base). NULL: the group
+	 * opens the shard in `dir` with `shard_opts` and owns it. */
+	vt_shard *borrow;
+	const vt_shard_opts *shard_opts;
+} vt_repl_group_spec;
+
+/* Opens (and on first start bootstraps) a group; any thread but the host's.
+ * On success *out is valid until vt_repl_host_detach (or the host's free).
+ * Errors: VT_ESHUTDOWN (host closing), VT_EIO (raft log: message in err),
+ * VT_EINVAL (spec), those of vt_repl_open. */
+VT_API int vt_repl_host_attach(vt_repl_host *h, const vt_repl_group_spec *s,
+			       vt_repl_hgroup **out, vt_errmsg *err);
+
+/* Puts one command through the group's log and waits until this replica
+ * applied it: then *res is the shard's result, as vt_shard_apply's. A
+ * rejected command consumed its index and returns the shard's error.
+ * VT_EBUSY: this replica is not the leader (err names the leader when
+ * known) or none was ready within wait_ready_ms; nothing was written.
+ * VT_ECANCELED: leadership was lost with the command in flight: it may or
+ * may not commit (retry idempotently). VT_ESHUTDOWN: group closing. Any
+ * thread but the host's; many at once. */
+VT_API int vt_repl_host_apply(vt_repl_host *h, vt_repl_hgroup *g,
+			      const void *cmd, size_t len,
+			      vt_shard_result *res, vt_errmsg *err);
+
+/* Runs fn(r, ud) on the host thread with the group's adapter and waits
+ * for it: the way to read a group's state (vt_repl_shard(r) is valid
+ * only inside fn). Returns fn's result, or VT_ESHUTDOWN. */
+VT_API int vt_repl_host_call(vt_repl_host *h, vt_repl_hgroup *g,
+			     int (*fn)(vt_repl *r, struct raft *raft,
+				       void *ud),
+			     void *ud);
+
+/* Closes the group and waits until raft let go of it; its shard (borrowed
+ * or not) is closed by its owner afterwards. Any thread but the host's. */
+VT_API void vt_repl_host_detach(vt_repl_host *h, vt_repl_hgroup *g);
+
+/* Stops: fails queued writes (VT_ESHUTDOWN), closes every group and the
+ * transport, and joins the host thread. Call once no thread uses the host
+ * (other than detaches, which then return at once). */
+VT_API void vt_repl_host_close(vt_repl_host *h);
+
+/* Frees a closed host (and every group, detached or not). */
+VT_API void vt_repl_host_free(vt_repl_host *h);
+
+#endif
