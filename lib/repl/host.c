@@ -25,7 +25,7 @@
 #define MOD "repl"
 #define BASE_FILE "raft-index-base"
 
-enum op_kind { OP_APPLY, OP_ATTACH, OP_DETACH, OP_CALL };
+enum op_kind { OP_APPLY, OP_ATTACH, OP_DETACH, OP_CALL, OP_DROP };
 
 /* One request from a thread to the host; lives on the caller's stack. */
 struct op {
@@ -39,6 +39,8 @@ struct op {
 	const vt_repl_group_spec *spec; /* attach */
 	int (*fn)(vt_repl *, struct raft *, void *); /* call */
 	void *ud;
+	const char *peer;         /* drop */
+	int drop;
 	uint64_t deadline_ns;     /* apply: waiting for a ready leader */
 	int rc, done;
 };
@@ -397,6 +399,14 @@ static int not_leader(vt_repl_hgroup *g, struct op *op)
 			     "known yet");
 }
 
+/* Worth waiting for: a one-voter group (it elects itself) or a leader
+ * whose barrier is not applied yet. A candidate may lose: the caller
+ * retries elsewhere rather than wait for an election's outcome. */
+static int may_become_ready(vt_repl_hgroup *g)
+{
+	return g->one_voter || raft_state(&g->raft) == RAFT_LEADER;
+}
+
 static void propose(vt_repl_hgroup *g, struct op *op)
 {
 	if (g->closing) {
@@ -406,9 +416,8 @@ static void propose(vt_repl_hgroup *g, struct op *op)
 	}
 	if (!vt_repl_ready(g->repl)) {
 		/* A leader waiting for its barrier, or a one-voter group that
-		 * is electing itself: wait (bounded). A follower: redirect. */
-		if (g->one_voter || raft_state(&g->raft) == RAFT_LEADER ||
-		    raft_state(&g->raft) == RAFT_CANDIDATE)
+		 * is electing itself: wait (bounded). Else redirect. */
+		if (may_become_ready(g))
 			wait_ready(g, op);
 		else
 			finish(g->h, op, not_leader(g, op));
@@ -448,6 +457,11 @@ static void run_op(vt_repl_host *h, struct op *op)
 		finish(h, op, g->repl ? op->fn(g->repl, &g->raft, op->ud)
 				      : VT_ESHUTDOWN);
 		break;
+	case OP_DROP:
+		finish(h, op, h->mux ? vt_repl_mux_drop_peer(h->mux, op->peer,
+							     op->drop)
+				     : VT_ESHUTDOWN);
+		break;
 	}
 }
 
@@ -460,7 +474,7 @@ static void service_waiting(vt_repl_hgroup *g, uint64_t now)
 		struct op *n = op->next;
 		if (vt_repl_ready(g->repl))
 			propose(g, op);
-		else if (now >= op->deadline_ns)
+		else if (now >= op->deadline_ns || !may_become_ready(g))
 			finish(g->h, op, not_leader(g, op));
 		else
 			wait_ready(g, op);
@@ -587,6 +601,15 @@ int vt_repl_host_call(vt_repl_host *h, vt_repl_hgroup *g,
 {
 	vt_errmsg err = {{0}};
 	struct op op = {.kind = OP_CALL, .g = g, .fn = fn, .ud = ud,
+			.err = &err};
+	return submit(h, &op);
+}
+
+int vt_repl_host_drop_peer(vt_repl_host *h, const char *peer_address,
+			   int drop)
+{
+	vt_errmsg err = {{0}};
+	struct op op = {.kind = OP_DROP, .peer = peer_address, .drop = drop,
 			.err = &err};
 	return submit(h, &op);
 }

@@ -100,6 +100,12 @@ VT_API int vt_repl_host_call(vt_repl_host *h, vt_repl_hgroup *g,
 				       void *ud),
 			     void *ud);
 
+/* Cuts (drop = 1) or restores (0) all traffic between this process and
+ * the process at `peer_address`, both ways: the transport's drop rule
+ * (transport.h, vt_repl_mux_drop_peer), for partition tests. */
+VT_API int vt_repl_host_drop_peer(vt_repl_host *h, const char *peer_address,
+				  int drop);
+
 /* Closes the group and waits until raft let go of it; its shard (borrowed
  * or not) is closed by its owner afterwards. Any thread but the host's. */
 VT_API void vt_repl_host_detach(vt_repl_host *h, vt_repl_hgroup *g);

@@ -1,0 +1,330 @@
+"""test_replication.py: three processes on loopback, each hosting one
+replica of every shard's Raft group (fault_node, on the same lib/repl host
+`vectron serve` writes through). Faults: the leader killed with SIGKILL
+under ingest, a partition (the transport's drop rule: both directions
+between two processes), a follower that fell behind catching up by
+snapshot. After each: every acknowledged write is on every replica and the
+replicas agree point for point (digest of ids and vectors)."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+NODE = os.environ.get("FAULT_NODE", "fault_node")
+SHARDS = 3
+BATCH = 20
+
+
+def free_ports(n):
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+class NodeDown(Exception):
+    pass
+
+
+class Node:
+    """One fault_node process; call() sends a tagged command and waits for
+    its answer (several may be in flight from different threads)."""
+
+    def __init__(self, nid, root, peers, extra):
+        self.id, self.root, self.peers, self.extra = nid, root, peers, extra
+        self.addr = dict(peers)[nid]
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.lock = threading.Lock()
+        self.waiting, self.answers, self.seq = {}, {}, 0
+        self.dead = False
+        log = open(os.path.join(self.root, "node%d.log" % self.id), "a")
+        args = [NODE, "--id", str(self.id), "--dir", os.path.join(self.root, "n%d" % self.id),
+                "--peers", ",".join("%d=%s" % p for p in self.peers),
+                "--shards", str(SHARDS)] + list(self.extra)
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=log, text=True, bufsize=1)
+        log.close()
+        first = self.proc.stdout.readline()
+        assert first.startswith("ready %d" % self.id), "node %d did not start: %r" % (self.id, first)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        proc = self.proc
+        for line in proc.stdout:
+            tag, _, rest = line.rstrip("\n").partition(" ")
+            with self.lock:
+                ev = self.waiting.pop(tag, None)
+                self.answers[tag] = rest
+            if ev:
+                ev.set()
+        with self.lock:
+            self.dead = True
+            evs = list(self.waiting.values())
+            self.waiting.clear()
+        for ev in evs:
+            ev.set()
+
+    def call(self, cmd, timeout=20):
+        with self.lock:
+            if self.dead:
+                raise NodeDown("node %d is down" % self.id)
+            self.seq += 1
+            tag = "t%d" % self.seq
+            ev = threading.Event()
+            self.waiting[tag] = ev
+            try:
+                self.proc.stdin.write("%s %s\n" % (tag, cmd))
+                self.proc.stdin.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                self.waiting.pop(tag, None)
+                raise NodeDown("node %d is down" % self.id)
+        if not ev.wait(timeout):
+            raise TimeoutError("node %d: no answer to %r in %s s" % (self.id, cmd, timeout))
+        with self.lock:
+            ans = self.answers.pop(tag, None)
+        if ans is None:
+            raise NodeDown("node %d died during %r" % (self.id, cmd))
+        return ans
+
+    def status(self):
+        ans = self.call("status")
+        assert ans.startswith("ok "), ans
+        return json.loads(ans[3:])
+
+    def has(self, shard, prefix, n):
+        ans = self.call("has %d %s %d" % (shard, prefix, n))
+        assert ans.startswith("ok "), ans
+        return int(ans[3:])
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("x quit\n")
+                self.proc.stdin.flush()
+            except (BrokenPipeError, OSError):
+                pass
+            try:
+                return self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return None
+        return self.proc.returncode
+
+
+class Cluster:
+    def __init__(self, root, extra=()):
+        ports = free_ports(3)
+        self.peers = [(i + 1, "127.0.0.1:%d" % ports[i]) for i in range(3)]
+        self.root = root
+        self.nodes = {i: Node(i, root, self.peers, extra) for i, _ in self.peers}
+
+    def alive(self):
+        return [n for n in self.nodes.values() if n.proc.poll() is None]
+
+    def leader(self, shard, among=None, timeout=10):
+        """The node whose replica of `shard` is a ready leader."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            for n in among or self.alive():
+                try:
+                    st = n.status()["shards"][shard]
+                except (NodeDown, TimeoutError):
+                    continue
+                if st["state"] == "leader" and st["ready"]:
+                    return n
+            time.sleep(0.05)
+        raise AssertionError("no ready leader of shard %d in %s s" % (shard, timeout))
+
+    def converged(self, timeout=30):
+        """Waits until every live replica of every shard holds the same
+        points at the same applied index; returns the statuses."""
+        t0 = time.monotonic()
+        last = None
+        while time.monotonic() - t0 < timeout:
+            sts = [n.status() for n in self.alive()]
+            last = sts
+            ok = True
+            for s in range(SHARDS):
+                rows = [st["shards"][s] for st in sts]
+                keys = {(r["digest"], r["points"], r["applied"]) for r in rows}
+                if len(keys) != 1 or any(r["commit"] != r["last_applied"] for r in rows):
+                    ok = False
+            if ok:
+                return sts
+            time.sleep(0.1)
+        raise AssertionError("replicas did not converge in %s s: %s" % (timeout, json.dumps(last)))
+
+    def stop(self):
+        codes = {n.id: n.stop() for n in self.nodes.values()}
+        return codes
+
+
+@pytest.fixture
+def cluster_root():
+    d = tempfile.mkdtemp(prefix="vt-fault-")
+    yield d
+    if not os.environ.get("FAULT_KEEP"):
+        shutil.rmtree(d, ignore_errors=True)
+
+
+class Writer(threading.Thread):
+    """Writes batches "w<shard>_<j>" of BATCH points to the shard's leader,
+    following "not leader" answers and retrying a batch (idempotent
+    upserts) until it is acknowledged; records acks and their times."""
+
+    def __init__(self, cluster, shard, stop):
+        super().__init__(daemon=True)
+        self.c, self.shard, self.stop_ev = cluster, shard, stop
+        self.acked, self.ack_times, self.errors = [], [], []
+        self.target = None
+
+    def pick(self, ans=None):
+        if ans and "leader is " in ans:
+            nid = int(ans.split("leader is ")[1].split()[0])
+            n = self.c.nodes.get(nid)
+            if n and n.proc.poll() is None:
+                self.target = n
+                return
+        alive = self.c.alive()
+        self.target = alive[(alive.index(self.target) + 1) % len(alive)] \
+            if self.target in alive else alive[0]
+
+    def run(self):
+        self.pick()
+        j = 0
+        while not self.stop_ev.is_set():
+            prefix = "w%d_%d" % (self.shard, j)
+            try:
+                ans = self.target.call("write %d %s %d" % (self.shard, prefix, BATCH), timeout=10)
+            except (NodeDown, TimeoutError):
+                self.pick()
+                time.sleep(0.02)
+                continue
+            if ans.startswith("ok "):
+                self.acked.append(prefix)
+                self.ack_times.append(time.monotonic())
+                j += 1
+            else:
+                if "EBUSY" not in ans and "ECANCELED" not in ans and "ESHUTDOWN" not in ans:
+                    self.errors.append(ans)
+                self.pick(ans)
+                time.sleep(0.02)
+
+
+def check_all_acked(cluster, writers):
+    for w in writers:
+        for n in cluster.alive():
+            missing = [p for p in w.acked if n.has(w.shard, p, BATCH) != BATCH]
+            assert not missing, "node %d lost acknowledged batches of shard %d: %s" % (
+                n.id, w.shard, missing[:5])
+
+
+def test_leader_kill_under_ingest(cluster_root):
+    c = Cluster(cluster_root)
+    try:
+        for s in range(SHARDS):
+            c.leader(s)
+        stop = threading.Event()
+        ws = [Writer(c, s, stop) for s in range(SHARDS)]
+        [w.start() for w in ws]
+        t0 = time.monotonic()
+        while min(len(w.acked) for w in ws) < 10:
+            assert time.monotonic() - t0 < 60, "writes too slow: %s" % [len(w.acked) for w in ws]
+            time.sleep(0.02)
+        victim = c.leader(0)
+        led = [s for s in range(SHARDS) if victim.status()["shards"][s]["state"] == "leader"]
+        t_kill = time.monotonic()
+        victim.kill()
+        # a new leader serves writes within 3 s for every shard the victim led
+        while time.monotonic() - t_kill < 8:
+            if all(any(t > t_kill for t in ws[s].ack_times) for s in led):
+                break
+            time.sleep(0.01)
+        failover = {s: min([t for t in ws[s].ack_times if t > t_kill] or [float("inf")]) - t_kill
+                    for s in led}
+        time.sleep(1.0)
+        stop.set()
+        [w.join(30) for w in ws]
+        assert not [e for w in ws for e in w.errors], [w.errors for w in ws]
+        print("failover (s) per shard the victim led: %s" % failover)
+        assert all(v < 3.0 for v in failover.values()), "failover (s) per shard: %s" % failover
+        victim.start()
+        sts = c.converged()
+        for s in range(SHARDS):
+            # every point is one of the batches tried; every acked one is there
+            assert sts[0]["shards"][s]["points"] >= BATCH * len(ws[s].acked)
+        check_all_acked(c, ws)
+    finally:
+        codes = c.stop()
+    assert all(v == 0 for v in codes.values()), codes
+
+
+def test_partition_heal(cluster_root):
+    c = Cluster(cluster_root)
+    try:
+        old = c.leader(0)
+        assert old.call("write 0 before 10").startswith("ok ")
+        others = [n for n in c.alive() if n is not old]
+        for n in others:
+            assert old.call("drop %s 1" % n.addr) == "ok"
+        t_cut = time.monotonic()
+        # a write sent to the cut-off leader is never acknowledged
+        ans = old.call("write 0 cut 10", timeout=30)
+        assert not ans.startswith("ok"), ans
+        assert "EBUSY" in ans or "ECANCELED" in ans, ans
+        new = c.leader(0, among=others, timeout=10)
+        assert time.monotonic() - t_cut < 10
+        assert new.call("write 0 majority 10").startswith("ok ")
+        # the old leader knows it is not the leader any more
+        st = old.status()["shards"][0]
+        assert not (st["state"] == "leader" and st["ready"]), st
+        for n in others:
+            assert old.call("drop %s 0" % n.addr) == "ok"
+        sts = c.converged()
+        for n in c.alive():
+            assert n.has(0, "before", 10) == 10 and n.has(0, "majority", 10) == 10
+        assert len({st["shards"][0]["digest"] for st in sts}) == 1
+    finally:
+        codes = c.stop()
+    assert all(v == 0 for v in codes.values()), codes
+
+
+def test_lagging_follower_catches_up_by_snapshot(cluster_root):
+    c = Cluster(cluster_root, ["--snapshot-threshold", "32", "--snapshot-trailing", "8"])
+    try:
+        leader = c.leader(0)
+        lagger = [n for n in c.alive() if n is not leader][0]
+        lagger.kill()
+        for j in range(80):
+            assert leader.call("write 0 lag%d %d" % (j, 5)).startswith("ok ")
+        snaps = leader.status()["shards"][0]["snapshots"]
+        assert snaps >= 1, "the leader took no snapshot"
+        lagger.start()
+        c.converged()
+        st = lagger.status()["shards"][0]
+        assert st["restores"] >= 1, "caught up without a snapshot: %s" % st
+        for j in range(80):
+            assert lagger.has(0, "lag%d" % j, 5) == 5
+    finally:
+        codes = c.stop()
+    assert all(v == 0 for v in codes.values()), codes
