@@ -1321,6 +1321,215 @@ static void test_tune(void **state)
 	cluster_free(c);
 }
 
+/* ---- borrow + index_base ---------------------------------------------------*/
+
+#define BASE 3 /* commands the shard held before its raft log */
+
+static vt_shard *borrowed_open(const char *dir, int create)
+{
+	vt_shard_config cfg;
+	vt_shard_config_default(&cfg, DIM, VT_METRIC_L2);
+	cfg.ef_construction = 32;
+	vt_shard_opts so;
+	vt_shard_opts_default(&so);
+	so.create = create ? &cfg : NULL;
+	so.background = 0;
+	so.snapshot_entries = 0;
+	so.index_threads = 1;
+	so.store_sync = VT_STORE_SYNC_FULL; /* the store is the state */
+	so.map_max = 64u << 20;
+	vt_shard *s = NULL;
+	vt_errmsg e = {{0}};
+	if (vt_shard_open(dir, &so, &s, &e))
+		fail_msg("open %s: %s", dir, e.msg);
+	return s;
+}
+
+/* A one-voter fixture group over the borrowed shard `s`. With `snap`, the
+ * server starts from that snapshot, `n` entries after it and `term`, as a
+ * restarted raft_uv would load them. Returns raft_start's result. */
+static int borrowed_group(cluster *c, char *dir, vt_shard *s,
+			  struct raft_snapshot *snap, struct raft_entry *ents,
+			  unsigned n, raft_term term)
+{
+	memset(c, 0, sizeof *c);
+	g_c = c;
+	g_auto = 1;
+	vt_repl_tuning_default(&g_tuning);
+	g_tuning.snapshot_threshold = 4;
+	g_tuning.snapshot_trailing = 2;
+	assert_int_equal(raft_fixture_initialize(&c->f), 0);
+	vt_repl_opts o;
+	vt_repl_opts_default(&o, dir);
+	o.borrow = s;
+	o.index_base = BASE;
+	vt_errmsg e = {{0}};
+	assert_int_equal(vt_repl_open(&o, &c->n[0].r, &e), 0);
+	c->n[0].dir = dir;
+	c->nn = 1;
+	assert_int_equal(raft_fixture_grow(&c->f, vt_repl_fsm(c->n[0].r)), 0);
+	struct raft *r = raft_fixture_get(&c->f, 0);
+	vt_repl_attach(c->n[0].r, r);
+	assert_int_equal(vt_repl_tune(r, &g_tuning, &e), 0);
+	if (!snap) {
+		struct raft_configuration conf;
+		assert_int_equal(raft_fixture_configuration(&c->f, 1, &conf), 0);
+		assert_int_equal(raft_fixture_bootstrap(&c->f, &conf), 0);
+		raft_configuration_close(&conf);
+	} else {
+		raft_fixture_set_term(&c->f, 0, term);
+		raft_fixture_set_snapshot(&c->f, 0, snap);
+		for (unsigned i = 0; i < n; i++)
+			raft_fixture_add_entry(&c->f, 0, &ents[i]);
+	}
+	int rc = raft_fixture_start(&c->f);
+	c->started = 1;
+	raft_fixture_hook(&c->f, hook);
+	return rc;
+}
+
+static void borrowed_close(cluster *c)
+{
+	raft_fixture_close(&c->f);
+	vt_repl_close(c->n[0].r); /* leaves the borrowed shard open */
+	g_c = NULL;
+	g_tune = NULL;
+}
+
+/* A snapshot as fsm_snapshot makes it for a borrowed shard: the 8-byte
+ * shard index, here `shard_index`. */
+static struct raft_snapshot *borrowed_snapshot(raft_index index,
+					       raft_term term,
+					       uint64_t shard_index)
+{
+	struct raft_snapshot *sn = raft_malloc(sizeof *sn);
+	assert_non_null(sn);
+	memset(sn, 0, sizeof *sn);
+	sn->index = index;
+	sn->term = term;
+	raft_configuration_init(&sn->configuration);
+	assert_int_equal(raft_configuration_add(&sn->configuration, 1, "1",
+						RAFT_VOTER),
+			 0);
+	sn->configuration_index = 1;
+	sn->bufs = raft_malloc(sizeof *sn->bufs);
+	sn->bufs[0].base = raft_malloc(8);
+	memcpy(sn->bufs[0].base, &shard_index, 8);
+	sn->bufs[0].len = 8;
+	sn->n_bufs = 1;
+	return sn;
+}
+
+/* The log entries of `r` after index `from`, copied (raft_malloc'd). */
+static unsigned log_after(struct raft *r, raft_index from,
+			  struct raft_entry *out, unsigned max)
+{
+	const struct raft_log *l = &r->log;
+	size_t n = (l->back + l->size - l->front) % (l->size ? l->size : 1);
+	unsigned k = 0;
+	for (size_t i = 0; i < n; i++) {
+		raft_index idx = l->offset + i + 1;
+		if (idx <= from)
+			continue;
+		const struct raft_entry *e =
+			&l->entries[(l->front + i) % l->size];
+		assert_true(k < max);
+		out[k] = *e;
+		out[k].batch = NULL;
+		out[k].buf.base = raft_malloc(e->buf.len ? e->buf.len : 8);
+		memcpy(out[k].buf.base, e->buf.base, e->buf.len);
+		k++;
+	}
+	return k;
+}
+
+/* vectron serve's one-voter group: a shard that held BASE commands before
+ * its raft log, borrowed. Its snapshots hold only the shard index; a
+ * restart loads the snapshot and the log after it and replays it as
+ * no-ops; a snapshot ahead of the shard is refused. */
+static void test_borrow_index_base(void **state)
+{
+	(void)state;
+	char *dir = strdup("/tmp/vt_repl_XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	vt_shard *s = borrowed_open(dir, 1);
+	vt_buf b;
+	vt_buf_init(&b, 1u << 20);
+	vt_shard_result res;
+	vt_errmsg e = {{0}};
+	for (unsigned i = 1; i <= BASE; i++) {
+		enc_upsert(&b, (i - 1) * 5ull, 5, 0);
+		assert_int_equal(vt_shard_apply(s, i, b.data, b.len, &res, &e), 0);
+	}
+	vt_buf_free(&b);
+	cluster c;
+	assert_int_equal(borrowed_group(&c, dir, s, NULL, NULL, 0, 0), 0);
+	assert_int_equal(ready_leader(&c), 0);
+	ack a[1];
+	for (unsigned k = 0; k < 10; k++) {
+		write_batch(&c, 0, 15 + k * 5ull, 1, 5, a);
+		assert_int_equal(a[0].status, 0);
+		/* index_base shifts: shard index = raft index + BASE */
+		struct raft *r = raft_fixture_get(&c.f, 0);
+		assert_int_equal(a[0].index, raft_last_applied(r) + BASE);
+	}
+	struct raft *r = raft_fixture_get(&c.f, 0);
+	vt_repl_stats st;
+	vt_repl_stats_get(c.n[0].r, &st);
+	assert_true(st.snapshots >= 1);
+	raft_index si = r->log.snapshot.last_index, last = raft_last_index(r);
+	raft_term sterm = r->log.snapshot.last_term, term = r->current_term;
+	assert_true(si > 0 && si < last);
+	uint64_t applied = shard_applied(&c, 0);
+	assert_int_equal(applied, last + BASE);
+	check_points(&c, 0, 65);
+	struct raft_entry ents[64];
+	unsigned n = log_after(r, si, ents, 64);
+	fprintf(stderr, "borrowed: %llu snapshot(s), last at raft index %llu; "
+		"%u entries after it; shard at %llu = raft %llu + %d\n",
+		(unsigned long long)st.snapshots, (unsigned long long)si, n,
+		(unsigned long long)applied, (unsigned long long)last, BASE);
+	borrowed_close(&c);
+	/* Restart: the shard reopened from disk, raft from its snapshot
+	 * (shard index at most si + BASE) and the log after it. */
+	vt_shard_close(s);
+	s = borrowed_open(dir, 0);
+	assert_int_equal(borrowed_group(&c, dir, s,
+					borrowed_snapshot(si, sterm, si + BASE),
+					ents, n, term),
+			 0);
+	unsigned ld = ready_leader(&c);
+	assert_int_equal(ld, 0);
+	vt_repl_stats_get(c.n[0].r, &st);
+	assert_int_equal(st.restores, 1);
+	assert_int_equal(shard_applied(&c, 0), applied); /* replay: no-ops */
+	check_points(&c, 0, 65);
+	write_batch(&c, 0, 65, 1, 5, a);
+	assert_int_equal(a[0].status, 0);
+	r = raft_fixture_get(&c.f, 0);
+	assert_int_equal(a[0].index, raft_last_applied(r) + BASE);
+	assert_true(a[0].index > applied);
+	check_points(&c, 0, 70);
+	applied = shard_applied(&c, 0);
+	borrowed_close(&c);
+	/* A snapshot ahead of the shard cannot be installed: one replica has
+	 * no peer to copy the store from. */
+	assert_int_not_equal(borrowed_group(&c, dir, s,
+					    borrowed_snapshot(si, sterm,
+							      applied + 100),
+					    NULL, 0, term),
+			     0);
+	vt_repl_stats_get(c.n[0].r, &st);
+	assert_int_equal(st.restores, 0);
+	borrowed_close(&c);
+	uint64_t sa = 0, sx = 0;
+	vt_shard_progress(s, &sa, &sx);
+	assert_int_equal(sa, applied);
+	vt_shard_close(s);
+	assert_int_equal(vt_repl_destroy(dir, &e), 0);
+	free(dir);
+}
+
 int main(void)
 {
 	vt_log_set_level(VT_LOG_WARN);
@@ -1341,6 +1550,7 @@ int main(void)
 		cmocka_unit_test(test_removed_member_no_prevote),
 		cmocka_unit_test(test_destroy),
 		cmocka_unit_test(test_tune),
+		cmocka_unit_test(test_borrow_index_base),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
