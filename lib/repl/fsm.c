@@ -1186,7 +1186,7 @@ void vt_repl_tuning_default(vt_repl_tuning *t)
 	t->election_timeout_ms = 1000;
 	t->heartbeat_timeout_ms = 100;
 	t->snapshot_threshold = 16384;
-	t->snapshot_trailing = 1024;
+	t->snapshot_trailing = 2048;
 	t->pre_vote = 1;
 }
 

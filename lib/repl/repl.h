@@ -1,6 +1,8 @@
 /* repl.h: one shard replica behind a canonical raft (0.15) group: the
- * raft_fsm adapter over lib/shard, batched proposals (group commit) and the
- * leadership barrier that 0.15 needs (upstream issue 220). Not a transport,
+ * raft_fsm adapter over lib/shard, batched proposals (group commit), the
+ * leadership barrier that 0.15 needs (upstream issue 220), linearizable
+ * reads, lag, "not leader" answers, membership changes, leadership
+ * transfer, deleting a removed replica and raft tuning. Not a transport,
  * not a process of many groups, not the raft_io: the caller owns the
  * struct raft and its I/O (raft_uv, or raft_fixture in tests).
  * Design and remaining risk: docs/replication.md. */
@@ -24,7 +26,7 @@ typedef struct vt_repl vt_repl; /* opaque */
  *                index is consumed (shard contract, docs/shard.md §3)
  *   VT_EBUSY     not the leader, or the leader's barrier is not committed
  *                yet (vt_repl_ready): nothing entered the log; retry
- *                against vt_repl_leader
+ *                at the leader (vt_repl_busy_msg / vt_repl_leader)
  *   VT_ECANCELED leadership was lost after the command entered the log:
  *                the outcome is unknown (it may still commit)
  *   VT_ESHUTDOWN the group closed first; outcome unknown
@@ -78,7 +80,10 @@ VT_API vt_shard *vt_repl_shard(vt_repl *r);
 /* Drives leadership: call on every loop iteration or from a timer of a few
  * ms (0.15 has no state-change callback). When this node has become leader
  * of a new term it submits a barrier (raft_barrier); proposals whose leader
- * term has ended are failed with VT_ECANCELED. Cheap when nothing changed. */
+ * term has ended are failed with VT_ECANCELED. It also issues the barrier
+ * of waiting linearizable reads, samples the leader contact time
+ * (vt_repl_lag) and settles a finished transfer. Cheap when nothing
+ * changed. */
 VT_API void vt_repl_tick(vt_repl *r);
 
 /* Nonzero when this node is leader AND a barrier of its current term is
@@ -97,7 +102,8 @@ VT_API int vt_repl_propose(vt_repl *r, const void *cmd, size_t len,
 /* Submits the queued commands as one raft_apply of several entries (one
  * log append, one replication round, one fsync on each replica for all of
  * them). Each command's callback gets its own result when it is applied on
- * this node. On a submit error every queued callback gets it. */
+ * this node. On a submit error every queued callback gets it. Then issues
+ * the barrier of waiting reads (after the commands, vt_repl_read). */
 VT_API void vt_repl_flush(vt_repl *r);
 
 /* Not a ready leader (proposal, read or change refused with VT_EBUSY):
@@ -255,11 +261,12 @@ typedef struct vt_repl_tuning {
 	 * 1024 caused 60-110 ms stalls at every snapshot, research §3.1).
 	 * raft 0.15 keeps every entry since the last snapshot in memory, up
 	 * to threshold + trailing: at E bytes an entry that is up to
-	 * (threshold + trailing) * E bytes (~1.1 GB at 64 KB entries): lower
+	 * (threshold + trailing) * E bytes (~1.2 GB at 64 KB entries): lower
 	 * it for large entries and small memory. */
 	unsigned snapshot_threshold;
 	/* Entries kept after a snapshot so a briefly absent follower catches
-	 * up from the log, not by InstallSnapshot (a whole shard): 1024. */
+	 * up from the log, not by InstallSnapshot (a whole shard): 2048
+	 * (the host's default too, lib/repl/host.c). */
 	unsigned snapshot_trailing;
 	int pre_vote;                  /* 1: a node cut off, or removed,
 					* does not raise the term (§9.6) */

@@ -1299,13 +1299,13 @@ static void test_tune(void **state)
 	assert_int_equal(t.election_timeout_ms, 1000);
 	assert_int_equal(t.heartbeat_timeout_ms, 100);
 	assert_int_equal(t.snapshot_threshold, 16384);
-	assert_int_equal(t.snapshot_trailing, 1024);
+	assert_int_equal(t.snapshot_trailing, 2048);
 	assert_int_equal(t.pre_vote, 1);
 	cluster *c = tuned_cluster(1, 1);
 	struct raft *r = raft_fixture_get(&c->f, 0);
 	assert_int_equal(r->election_timeout, 1000);
 	assert_int_equal(r->snapshot.threshold, 16384);
-	assert_int_equal(r->snapshot.trailing, 1024);
+	assert_int_equal(r->snapshot.trailing, 2048);
 	vt_errmsg e = {{0}};
 	t.heartbeat_timeout_ms = 1000;
 	assert_int_equal(vt_repl_tune(r, &t, &e), VT_EINVAL);
