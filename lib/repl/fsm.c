@@ -3,10 +3,15 @@
  * no locks. The shard's own threads (async indexing) are its business. */
 #include "repl/repl.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/log.h"
@@ -30,6 +35,37 @@ typedef struct batch {
 	item items[];
 } batch;
 
+/* One waiting linearizable read. */
+typedef struct read_req {
+	vt_repl_read_cb cb;
+	void *ud;
+} read_req;
+
+typedef struct read_queue {
+	read_req *v;
+	unsigned n, cap;
+} read_queue;
+
+/* The one configuration change (or transfer) a group may run at a time. */
+typedef struct change_slot {
+	struct raft_change req;
+	int busy;
+	int then_role;           /* vt_repl_add: role to assign after raft_add */
+	raft_id id;
+	vt_repl_change_cb cb;
+	void *ud;
+} change_slot;
+
+typedef struct xfer_slot {
+	struct raft_transfer req;
+	int busy;                /* raft holds req */
+	int waiting;             /* raft is done; the new leader is not known */
+	raft_time deadline;
+	raft_id id;
+	vt_repl_change_cb cb;
+	void *ud;
+} xfer_slot;
+
 struct vt_repl {
 	struct raft_fsm fsm;     /* first: raft hands us &fsm */
 	struct raft *raft;
@@ -46,6 +82,16 @@ struct vt_repl {
 	int barrier_busy;
 	raft_term barrier_term;  /* term the in-flight barrier was issued in */
 	raft_term ready_term;    /* term whose barrier is applied */
+	/* linearizable reads: waiting for the next barrier, and sharing the
+	 * one in flight (issued in term rb_term) */
+	read_queue rwait, rflight;
+	struct raft_barrier rb;
+	int rb_busy;
+	raft_term rb_term;
+	change_slot ch;
+	xfer_slot xf;
+	raft_time heard_at;      /* newest election_timer_start under a leader */
+	int heard;
 	vt_repl_stats st;
 };
 
@@ -370,6 +416,8 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
 /* ---- lifecycle ------------------------------------------------------------*/
 
+static void close_pending(vt_repl *r);
+
 int vt_repl_open(const vt_repl_opts *o, vt_repl **out, vt_errmsg *err)
 {
 	*out = NULL;
@@ -433,6 +481,7 @@ void vt_repl_close(vt_repl *r)
 		b->req_done = 1; /* raft is closed: it holds nothing */
 		batch_fail(r, b, VT_ESHUTDOWN, "group closed: outcome unknown");
 	}
+	close_pending(r);
 	if (!r->o.borrow)
 		vt_shard_close(r->shard);
 	vt_free(r->qitems);
@@ -465,11 +514,18 @@ static void barrier_cb(struct raft_barrier *req, int status)
 	}
 }
 
+static void reads_issue(vt_repl *r);
+static void heard_sample(vt_repl *r);
+static void xfer_poll(vt_repl *r);
+
 void vt_repl_tick(vt_repl *r)
 {
 	if (!r->raft)
 		return;
 	check_term(r);
+	heard_sample(r);
+	xfer_poll(r);
+	reads_issue(r);
 	if (raft_state(r->raft) != RAFT_LEADER)
 		return;
 	raft_term t = r->raft->current_term;
@@ -489,7 +545,7 @@ void vt_repl_tick(vt_repl *r)
 int vt_repl_ready(vt_repl *r)
 {
 	return r->raft && raft_state(r->raft) == RAFT_LEADER &&
-	       r->ready_term == r->raft->current_term;
+	       r->ready_term == r->raft->current_term && !r->raft->transfer;
 }
 
 /* ---- proposals ------------------------------------------------------------*/
@@ -534,7 +590,16 @@ int vt_repl_propose(vt_repl *r, const void *cmd, size_t len, vt_repl_cb cb,
 	return 0;
 }
 
+static void flush_proposals(vt_repl *r);
+
 void vt_repl_flush(vt_repl *r)
+{
+	flush_proposals(r);
+	if (r->raft)
+		reads_issue(r); /* after the proposals: the barrier follows them */
+}
+
+static void flush_proposals(vt_repl *r)
 {
 	unsigned n = r->qn;
 	if (!n)
@@ -587,4 +652,559 @@ void vt_repl_stats_get(vt_repl *r, vt_repl_stats *out)
 {
 	*out = r->st;
 	out->ready_term = r->ready_term;
+}
+
+/* ---- "not leader" -----------------------------------------------------------*/
+
+int vt_repl_leader(vt_repl *r, raft_id *id, const char **address)
+{
+	*id = 0;
+	*address = NULL;
+	if (r->raft)
+		raft_leader(r->raft, id, address);
+	if (!*id) {
+		*address = NULL;
+		return VT_ENOENT;
+	}
+	return 0;
+}
+
+int vt_repl_busy_msg(vt_repl *r, vt_errmsg *err)
+{
+	raft_id id;
+	const char *addr;
+	if (vt_repl_ready(r)) {
+		vt_errmsg_clear(err);
+		return 0;
+	}
+	if (!r->raft)
+		return vt_errmsg_set(err, VT_EBUSY, "repl: not started");
+	int st = raft_state(r->raft);
+	unsigned long long term = r->raft->current_term;
+	if (st == RAFT_LEADER && r->raft->transfer)
+		return vt_errmsg_set(err, VT_EBUSY, "repl: leadership transfer "
+				     "under way: retry at the new leader");
+	if (st == RAFT_LEADER)
+		return vt_errmsg_set(err, VT_EBUSY, "repl: leader of term %llu "
+				     "but its barrier is not committed yet: "
+				     "retry shortly", term);
+	if (st == RAFT_UNAVAILABLE)
+		return vt_errmsg_set(err, VT_EBUSY, "repl: replica halted or "
+				     "closed");
+	if (vt_repl_leader(r, &id, &addr))
+		return vt_errmsg_set(err, VT_EBUSY, "repl: not the leader and "
+				     "no leader known (election under way): "
+				     "retry");
+	return vt_errmsg_set(err, VT_EBUSY, "repl: not the leader: server "
+			     "%llu at %s leads term %llu",
+			     (unsigned long long)id, addr ? addr : "?", term);
+}
+
+/* ---- linearizable reads -----------------------------------------------------*/
+
+static int rq_push(read_queue *q, vt_repl_read_cb cb, void *ud)
+{
+	if (q->n == q->cap) {
+		unsigned cap = q->cap ? q->cap * 2 : 16;
+		read_req *v = vt_realloc(q->v, cap * sizeof *v);
+		if (!v)
+			return VT_ENOMEM;
+		q->v = v;
+		q->cap = cap;
+	}
+	q->v[q->n++] = (read_req){cb, ud};
+	return 0;
+}
+
+/* Answers every read of *q with `status`. The queue is detached first:
+ * a callback may queue new reads. */
+static void rq_answer(vt_repl *r, read_queue *q, int status, const char *msg)
+{
+	read_queue done = *q;
+	*q = (read_queue){0};
+	if (!status)
+		r->st.reads += done.n;
+	for (unsigned i = 0; i < done.n; i++)
+		if (done.v[i].cb)
+			done.v[i].cb(done.v[i].ud, status, msg);
+	vt_free(done.v);
+}
+
+int vt_repl_read(vt_repl *r, vt_repl_read_cb cb, void *ud)
+{
+	if (!vt_repl_ready(r))
+		return VT_EBUSY;
+	if (r->rwait.n >= VT_REPL_READS_MAX)
+		return VT_EOVERLOAD;
+	return rq_push(&r->rwait, cb, ud);
+}
+
+static void read_barrier_cb(struct raft_barrier *req, int status)
+{
+	vt_repl *r = req->data;
+	r->rb_busy = 0;
+	if (status) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "read barrier failed: %s",
+			 raft_strerror(status));
+		rq_answer(r, &r->rflight, status == RAFT_SHUTDOWN
+						  ? VT_ESHUTDOWN
+						  : VT_ECANCELED, msg);
+		return;
+	}
+	/* Applied and still leading the term it was issued in: an entry of
+	 * this term reached a majority after the reads were queued, so no
+	 * other leader had been elected by then. */
+	if (raft_state(r->raft) != RAFT_LEADER ||
+	    r->raft->current_term != r->rb_term) {
+		rq_answer(r, &r->rflight, VT_ECANCELED,
+			  "leadership lost before the read was confirmed");
+		return;
+	}
+	rq_answer(r, &r->rflight, 0, "");
+}
+
+/* Issues one barrier for every waiting read, unless one is in flight. */
+static void reads_issue(vt_repl *r)
+{
+	if (r->rb_busy || !r->rwait.n)
+		return;
+	if (!vt_repl_ready(r)) {
+		rq_answer(r, &r->rwait, VT_EBUSY, "not the leader any more");
+		return;
+	}
+	r->rb.data = r;
+	int rc = raft_barrier(r->raft, &r->rb, read_barrier_cb);
+	if (rc) {
+		rq_answer(r, &r->rwait, rc == RAFT_NOTLEADER ? VT_EBUSY
+							     : VT_ECANCELED,
+			  raft_strerror(rc));
+		return;
+	}
+	r->rb_busy = 1;
+	r->rb_term = r->raft->current_term;
+	r->rflight = r->rwait;
+	r->rwait = (read_queue){0};
+	r->st.read_barriers++;
+}
+
+/* ---- lag --------------------------------------------------------------------*/
+
+static raft_time now_ms(vt_repl *r)
+{
+	return r->raft->io->time(r->raft->io);
+}
+
+/* election_timer_start is reset by the leader's messages (and by votes and
+ * conversions); keep the newest value seen while a leader was known. */
+static void heard_sample(vt_repl *r)
+{
+	struct raft *rf = r->raft;
+	if (raft_state(rf) == RAFT_LEADER) {
+		r->heard_at = now_ms(r);
+		r->heard = 1;
+	} else if (raft_state(rf) == RAFT_FOLLOWER &&
+		   rf->follower_state.current_leader.id &&
+		   (!r->heard || rf->election_timer_start > r->heard_at)) {
+		r->heard_at = rf->election_timer_start;
+		r->heard = 1;
+	}
+}
+
+static int own_role(struct raft *rf)
+{
+	for (unsigned i = 0; i < rf->configuration.n; i++)
+		if (rf->configuration.servers[i].id == rf->id)
+			return rf->configuration.servers[i].role;
+	return -1;
+}
+
+int vt_repl_lag(vt_repl *r, vt_repl_lag_info *out)
+{
+	memset(out, 0, sizeof *out);
+	out->since_leader_ms = -1;
+	if (!r->raft)
+		return VT_EINVAL;
+	struct raft *rf = r->raft;
+	const char *addr;
+	heard_sample(r);
+	out->state = raft_state(rf);
+	out->role = own_role(rf);
+	out->ready = vt_repl_ready(r);
+	out->term = rf->current_term;
+	vt_repl_leader(r, &out->leader_id, &addr);
+	out->last_index = raft_last_index(rf);
+	out->commit_index = rf->commit_index;
+	out->last_applied = raft_last_applied(rf);
+	uint64_t indexed;
+	vt_shard_progress(r->shard, &out->shard_applied, &indexed);
+	if (out->state == RAFT_LEADER)
+		out->since_leader_ms = 0;
+	else if (r->heard)
+		out->since_leader_ms = (int64_t)(now_ms(r) - r->heard_at);
+	return 0;
+}
+
+/* ---- group lifecycle --------------------------------------------------------*/
+
+static int vt_of_raft(int rc)
+{
+	switch (rc) {
+	case 0:
+		return 0;
+	case RAFT_NOTLEADER:
+	case RAFT_LEADERSHIPLOST:
+		return VT_ECANCELED;
+	case RAFT_SHUTDOWN:
+		return VT_ESHUTDOWN;
+	case RAFT_NOCONNECTION:
+		return VT_ETIMEDOUT;
+	case RAFT_CANTCHANGE:
+		return VT_EOVERLOAD;
+	case RAFT_BADID:
+	case RAFT_NOTFOUND:
+		return VT_ENOENT;
+	case RAFT_DUPLICATEID:
+	case RAFT_DUPLICATEADDRESS:
+		return VT_EEXIST;
+	case RAFT_BADROLE:
+		return VT_EINVAL;
+	case RAFT_NOMEM:
+		return VT_ENOMEM;
+	default:
+		return VT_EIO;
+	}
+}
+
+/* The role of server `id` in the configuration, -1 if not a member. */
+static int role_of(struct raft *rf, raft_id id)
+{
+	for (unsigned i = 0; i < rf->configuration.n; i++)
+		if (rf->configuration.servers[i].id == id)
+			return rf->configuration.servers[i].role;
+	return -1;
+}
+
+/* What every change needs: a ready leader with no change pending. */
+static int change_check(vt_repl *r, const char *what, vt_errmsg *err)
+{
+	if (!vt_repl_ready(r)) {
+		vt_repl_busy_msg(r, err);
+		return vt_errmsg_prefix(err, VT_EBUSY, "%s", what);
+	}
+	if (r->ch.busy || r->raft->configuration_uncommitted_index)
+		return vt_errmsg_set(err, VT_EOVERLOAD, "%s: another "
+				     "configuration change is in progress "
+				     "(one at a time): retry later", what);
+	return 0;
+}
+
+static void change_done(vt_repl *r, int rc, const char *msg)
+{
+	change_slot c = r->ch;
+	r->ch.busy = 0;
+	if (c.cb)
+		c.cb(c.ud, rc, msg);
+}
+
+static void change_cb(struct raft_change *req, int status)
+{
+	vt_repl *r = req->data;
+	char msg[192];
+	if (!status && r->ch.then_role >= 0) {
+		/* vt_repl_add, step 2: from spare to the role asked for. */
+		int role = r->ch.then_role;
+		r->ch.then_role = -1;
+		int rc = raft_assign(r->raft, &r->ch.req, r->ch.id, role,
+				     change_cb);
+		if (!rc)
+			return;
+		snprintf(msg, sizeof msg, "server %llu added as a spare, but "
+			 "assigning its role failed: %s (promote or remove "
+			 "it)", (unsigned long long)r->ch.id,
+			 raft_strerror(rc));
+		change_done(r, vt_of_raft(rc), msg);
+		return;
+	}
+	if (status)
+		snprintf(msg, sizeof msg, "change for server %llu: %s",
+			 (unsigned long long)r->ch.id, raft_strerror(status));
+	else
+		msg[0] = 0;
+	change_done(r, vt_of_raft(status), msg);
+}
+
+/* Occupies the slot; raft calls are made by the caller. */
+static void change_take(vt_repl *r, raft_id id, int then_role,
+			vt_repl_change_cb cb, void *ud)
+{
+	r->ch.busy = 1;
+	r->ch.id = id;
+	r->ch.then_role = then_role;
+	r->ch.cb = cb;
+	r->ch.ud = ud;
+	r->ch.req.data = r;
+}
+
+/* A raft call refused at once: free the slot, report. */
+static int change_refused(vt_repl *r, int rc, const char *what,
+			  vt_errmsg *err)
+{
+	r->ch.busy = 0;
+	return vt_errmsg_set(err, vt_of_raft(rc), "%s: %s", what,
+			     raft_strerror(rc));
+}
+
+int vt_repl_add(vt_repl *r, raft_id id, const char *address, int role,
+		vt_repl_change_cb cb, void *ud, vt_errmsg *err)
+{
+	int rc = change_check(r, "repl: add", err);
+	if (rc)
+		return rc;
+	if (!id || !address || !*address ||
+	    (role != RAFT_VOTER && role != RAFT_STANDBY))
+		return vt_errmsg_set(err, VT_EINVAL, "repl: add: need an id, "
+				     "an address and role VOTER or STANDBY");
+	if (role_of(r->raft, id) >= 0)
+		return vt_errmsg_set(err, VT_EEXIST, "repl: add: server %llu "
+				     "is already a member",
+				     (unsigned long long)id);
+	change_take(r, id, role, cb, ud);
+	rc = raft_add(r->raft, &r->ch.req, id, address, change_cb);
+	return rc ? change_refused(r, rc, "repl: add", err) : 0;
+}
+
+int vt_repl_promote(vt_repl *r, raft_id id, vt_repl_change_cb cb, void *ud,
+		    vt_errmsg *err)
+{
+	int rc = change_check(r, "repl: promote", err);
+	if (rc)
+		return rc;
+	int role = role_of(r->raft, id);
+	if (role < 0)
+		return vt_errmsg_set(err, VT_ENOENT, "repl: promote: server "
+				     "%llu is not a member",
+				     (unsigned long long)id);
+	if (role == RAFT_VOTER)
+		return vt_errmsg_set(err, VT_EEXIST, "repl: promote: server "
+				     "%llu is already a voter",
+				     (unsigned long long)id);
+	change_take(r, id, -1, cb, ud);
+	rc = raft_assign(r->raft, &r->ch.req, id, RAFT_VOTER, change_cb);
+	return rc ? change_refused(r, rc, "repl: promote", err) : 0;
+}
+
+int vt_repl_remove(vt_repl *r, raft_id id, vt_repl_change_cb cb, void *ud,
+		   vt_errmsg *err)
+{
+	int rc = change_check(r, "repl: remove", err);
+	if (rc)
+		return rc;
+	if (role_of(r->raft, id) < 0)
+		return vt_errmsg_set(err, VT_ENOENT, "repl: remove: server "
+				     "%llu is not a member",
+				     (unsigned long long)id);
+	if (id == r->raft->id)
+		return vt_errmsg_set(err, VT_EINVAL, "repl: remove: server "
+				     "%llu is the leader: transfer leadership "
+				     "first", (unsigned long long)id);
+	change_take(r, id, -1, cb, ud);
+	rc = raft_remove(r->raft, &r->ch.req, id, change_cb);
+	return rc ? change_refused(r, rc, "repl: remove", err) : 0;
+}
+
+/* ---- leadership transfer ----------------------------------------------------*/
+
+static void xfer_done(vt_repl *r, int rc, const char *msg)
+{
+	xfer_slot x = r->xf;
+	r->xf.busy = 0;
+	r->xf.waiting = 0;
+	if (x.cb)
+		x.cb(x.ud, rc, msg);
+}
+
+/* Decides once the leader is known (or the wait is over). */
+static void xfer_poll(vt_repl *r)
+{
+	if (!r->xf.waiting)
+		return;
+	raft_id lid;
+	const char *addr;
+	char msg[160];
+	if (!vt_repl_leader(r, &lid, &addr) && lid != r->raft->id) {
+		if (!r->xf.id || lid == r->xf.id) {
+			xfer_done(r, 0, "");
+			return;
+		}
+		snprintf(msg, sizeof msg, "transfer: server %llu leads, not "
+			 "%llu", (unsigned long long)lid,
+			 (unsigned long long)r->xf.id);
+		xfer_done(r, VT_ETIMEDOUT, msg);
+		return;
+	}
+	if (lid == r->raft->id || now_ms(r) >= r->xf.deadline) {
+		snprintf(msg, sizeof msg, "transfer: not done within the "
+			 "election timeout; leader now: %llu",
+			 (unsigned long long)lid);
+		xfer_done(r, VT_ETIMEDOUT, msg);
+	}
+}
+
+/* raft's callback: the target leads, or the election timeout passed, or
+ * this node stepped down (then it may not know the new leader yet). */
+static void xfer_cb(struct raft_transfer *req)
+{
+	vt_repl *r = req->data;
+	r->xf.busy = 0;
+	r->xf.waiting = 1;
+	r->xf.deadline = now_ms(r) + r->raft->election_timeout;
+	xfer_poll(r);
+}
+
+int vt_repl_transfer(vt_repl *r, raft_id id, vt_repl_change_cb cb, void *ud,
+		     vt_errmsg *err)
+{
+	if (r->xf.busy || r->xf.waiting)
+		return vt_errmsg_set(err, VT_EOVERLOAD, "repl: transfer: one "
+				     "is already pending");
+	if (!vt_repl_ready(r)) {
+		vt_repl_busy_msg(r, err);
+		return vt_errmsg_prefix(err, VT_EBUSY, "repl: transfer");
+	}
+	if (id && role_of(r->raft, id) < 0)
+		return vt_errmsg_set(err, VT_ENOENT, "repl: transfer: server "
+				     "%llu is not a member",
+				     (unsigned long long)id);
+	if (id == r->raft->id || (id && role_of(r->raft, id) != RAFT_VOTER))
+		return vt_errmsg_set(err, VT_EINVAL, "repl: transfer: server "
+				     "%llu is this leader or not a voter",
+				     (unsigned long long)id);
+	memset(&r->xf, 0, sizeof r->xf);
+	r->xf.req.data = r;
+	r->xf.id = id;
+	r->xf.cb = cb;
+	r->xf.ud = ud;
+	int rc = raft_transfer(r->raft, &r->xf.req, id, xfer_cb);
+	if (rc)
+		return vt_errmsg_set(err, vt_of_raft(rc), "repl: transfer: %s",
+				     raft_strerror(rc));
+	r->xf.busy = 1;
+	return 0;
+}
+
+/* What vt_repl_close fails: reads, a change, a transfer. */
+static void close_pending(vt_repl *r)
+{
+	rq_answer(r, &r->rwait, VT_ESHUTDOWN, "group closed");
+	rq_answer(r, &r->rflight, VT_ESHUTDOWN, "group closed");
+	if (r->ch.busy)
+		change_done(r, VT_ESHUTDOWN, "group closed: outcome unknown");
+	if (r->xf.busy || r->xf.waiting)
+		xfer_done(r, VT_ESHUTDOWN, "group closed");
+}
+
+/* ---- destroy ----------------------------------------------------------------*/
+
+/* The entries a replica directory may hold (vt_repl_destroy). */
+static const char *const replica_entries[] = {
+	"store", "index.snap", "index.snap.new", "raft", "raft-index-base",
+};
+
+static int is_replica_entry(const char *name)
+{
+	for (size_t i = 0; i < sizeof replica_entries / sizeof *replica_entries;
+	     i++)
+		if (!strcmp(name, replica_entries[i]))
+			return 1;
+	return 0;
+}
+
+/* Every entry of `dir` is one a replica holds, and store/data.mdb is a
+ * regular file. */
+static int replica_check(const char *dir, vt_errmsg *err)
+{
+	struct stat st;
+	if (lstat(dir, &st) || !S_ISDIR(st.st_mode))
+		return vt_errmsg_set(err, VT_EINVAL, "repl: destroy: %s is not "
+				     "a directory (or is a symlink)", dir);
+	char p[4200];
+	snprintf(p, sizeof p, "%s/store/data.mdb", dir);
+	if (lstat(p, &st) || !S_ISREG(st.st_mode))
+		return vt_errmsg_set(err, VT_EINVAL, "repl: destroy: %s has no "
+				     "store/data.mdb: not a replica directory",
+				     dir);
+	DIR *d = opendir(dir);
+	if (!d)
+		return vt_errmsg_set(err, vt_err_from_errno(errno),
+				     "repl: destroy: %s: %s", dir,
+				     strerror(errno));
+	int rc = 0;
+	struct dirent *e;
+	while (!rc && (e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+		    !is_replica_entry(e->d_name))
+			rc = vt_errmsg_set(err, VT_EINVAL, "repl: destroy: %s "
+					   "holds '%s', which a replica does "
+					   "not: refusing", dir, e->d_name);
+	closedir(d);
+	return rc;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag,
+		  struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return (flag == FTW_DP ? rmdir(path) : unlink(path)) ? errno : 0;
+}
+
+int vt_repl_destroy(const char *dir, vt_errmsg *err)
+{
+	if (!dir || strlen(dir) >= 4096)
+		return vt_errmsg_set(err, VT_EINVAL, "repl: destroy: bad path");
+	int rc = replica_check(dir, err);
+	if (rc)
+		return rc;
+	/* Depth first, never following symlinks nor leaving the file
+	 * system. */
+	int e = nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	if (e) {
+		int en = e > 0 ? e : errno;
+		return vt_errmsg_set(err, vt_err_from_errno(en), "repl: destroy "
+				     "%s: %s (run it again)", dir,
+				     strerror(en));
+	}
+	VT_LOG(VT_LOG_INFO, MOD, "%s: replica files deleted", dir);
+	return 0;
+}
+
+/* ---- tuning -----------------------------------------------------------------*/
+
+void vt_repl_tuning_default(vt_repl_tuning *t)
+{
+	t->election_timeout_ms = 1000;
+	t->heartbeat_timeout_ms = 100;
+	t->snapshot_threshold = 16384;
+	t->snapshot_trailing = 2048;
+	t->pre_vote = 1;
+}
+
+int vt_repl_tune(struct raft *raft, const vt_repl_tuning *t, vt_errmsg *err)
+{
+	if (!t->election_timeout_ms || !t->heartbeat_timeout_ms ||
+	    t->heartbeat_timeout_ms >= t->election_timeout_ms)
+		return vt_errmsg_set(err, VT_EINVAL, "repl: tuning: need 0 < "
+				     "heartbeat (%u ms) < election timeout "
+				     "(%u ms)", t->heartbeat_timeout_ms,
+				     t->election_timeout_ms);
+	if (!t->snapshot_threshold)
+		return vt_errmsg_set(err, VT_EINVAL, "repl: tuning: snapshot "
+				     "threshold must be at least 1 entry");
+	raft_set_election_timeout(raft, t->election_timeout_ms);
+	raft_set_heartbeat_timeout(raft, t->heartbeat_timeout_ms);
+	raft_set_snapshot_threshold(raft, t->snapshot_threshold);
+	raft_set_snapshot_trailing(raft, t->snapshot_trailing);
+	raft_set_pre_vote(raft, t->pre_vote != 0);
+	return 0;
 }
