@@ -553,6 +553,7 @@ static int run_repl(const char *root, const vt_bench_data *d, const vt_bench_cmd
 		W.points, r->wall_s, r->vps, r->catchup_s, W.failed);
 	/* ---- failover under load ---- */
 	W.cycle = 1;
+	vt_free(W.lat); /* latencies are measured in the first phase only */
 	W.lat = NULL;
 	W.limit = (size_t)-1;
 	double warm = now_s() + 0.3;

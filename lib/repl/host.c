@@ -86,11 +86,9 @@ void vt_repl_host_opts_default(vt_repl_host_opts *o)
 {
 	*o = (vt_repl_host_opts){.bind = "127.0.0.1:0",
 				 .tick_ms = 10,
-				 .election_ms = 1000,
-				 .heartbeat_ms = 100,
-				 .snapshot_threshold = 16384,
-				 .snapshot_trailing = 2048,
+				 .install_snapshot_ms = 10000,
 				 .wait_ready_ms = 5000};
+	vt_repl_tuning_default(&o->tune);
 }
 
 static void finish(vt_repl_host *h, struct op *op, int rc)
@@ -263,11 +261,11 @@ static int group_start(vt_repl_hgroup *g, const vt_repl_group_spec *s,
 {
 	vt_repl_host *h = g->h;
 	int rc = 0;
-	raft_set_snapshot_threshold(&g->raft, h->o.snapshot_threshold);
-	raft_set_snapshot_trailing(&g->raft, h->o.snapshot_trailing);
-	raft_set_election_timeout(&g->raft, h->o.election_ms);
-	raft_set_heartbeat_timeout(&g->raft, h->o.heartbeat_ms);
-	raft_set_pre_vote(&g->raft, !g->one_voter);
+	vt_repl_tuning t = h->o.tune;
+	t.pre_vote = t.pre_vote && !g->one_voter;
+	if ((rc = vt_repl_tune(&g->raft, &t, err)))
+		return rc;
+	raft_set_install_snapshot_timeout(&g->raft, h->o.install_snapshot_ms);
 	if (!s->join) {
 		struct raft_configuration conf;
 		rc = config_build(s, h->addr, &conf);
@@ -389,14 +387,7 @@ static void wait_ready(vt_repl_hgroup *g, struct op *op)
 
 static int not_leader(vt_repl_hgroup *g, struct op *op)
 {
-	raft_id id = 0;
-	const char *addr = NULL;
-	raft_leader(&g->raft, &id, &addr);
-	if (id)
-		return vt_errmsg_set(op->err, VT_EBUSY, "not leader: leader is "
-				     "%llu at %s", (unsigned long long)id, addr);
-	return vt_errmsg_set(op->err, VT_EBUSY, "not leader: no leader "
-			     "known yet");
+	return vt_repl_busy_msg(g->repl, op->err);
 }
 
 /* Worth waiting for: a one-voter group (it elects itself) or a leader

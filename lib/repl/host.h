@@ -27,10 +27,14 @@ typedef struct vt_repl_host_opts {
 	const char *bind;         /* "a.b.c.d:port"; port 0: ephemeral.
 				     Default "127.0.0.1:0" */
 	unsigned tick_ms;         /* leadership/flush timer, default 10 */
-	unsigned election_ms;     /* raft election timeout, default 1000 */
-	unsigned heartbeat_ms;    /* raft heartbeat timeout, default 100 */
-	unsigned snapshot_threshold; /* entries between snapshots, 16384 */
-	unsigned snapshot_trailing;  /* entries kept after one, 2048 */
+	vt_repl_tuning tune;      /* timeouts, snapshots, pre-vote: repl.h
+				     defaults (pre-vote is turned off for
+				     one-voter groups, which need no vote) */
+	/* How long a leader waits for an InstallSnapshot answer before it
+	 * tries again, default 10000 ms (raft's own is 30 s: a follower that
+	 * restarts while a snapshot to it fails would wait that long). Must
+	 * exceed the time to send a whole shard. */
+	unsigned install_snapshot_ms;
 	unsigned wait_ready_ms;   /* how long a write waits for its group to
 				     have a ready leader here, default 5000 */
 } vt_repl_host_opts;

@@ -50,8 +50,8 @@ int vt_raftw_open(const char *bind, vt_raftw **out, vt_errmsg *err)
 	o.bind = bind;
 	/* One voter: it elects itself at start; the timeouts only matter
 	 * for how fast a restarted group is ready. */
-	o.election_ms = 200;
-	o.heartbeat_ms = 50;
+	o.tune.election_timeout_ms = 200;
+	o.tune.heartbeat_timeout_ms = 50;
 	int rc = vt_repl_host_open(&o, &w->host, err);
 	if (rc) {
 		vt_free(w);

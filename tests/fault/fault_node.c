@@ -303,10 +303,11 @@ static int parse_args(int argc, char **argv)
 		else if (!strcmp(k, "--peers")) peers = argv[i + 1];
 		else if (!strcmp(k, "--shards")) opt.shards = (unsigned)atoi(v);
 		else if (!strcmp(k, "--dim")) opt.dim = (unsigned)atoi(v);
-		else if (!strcmp(k, "--election-ms")) opt.ho.election_ms = (unsigned)atoi(v);
-		else if (!strcmp(k, "--heartbeat-ms")) opt.ho.heartbeat_ms = (unsigned)atoi(v);
-		else if (!strcmp(k, "--snapshot-threshold")) opt.ho.snapshot_threshold = (unsigned)atoi(v);
-		else if (!strcmp(k, "--snapshot-trailing")) opt.ho.snapshot_trailing = (unsigned)atoi(v);
+		else if (!strcmp(k, "--election-ms")) opt.ho.tune.election_timeout_ms = (unsigned)atoi(v);
+		else if (!strcmp(k, "--heartbeat-ms")) opt.ho.tune.heartbeat_timeout_ms = (unsigned)atoi(v);
+		else if (!strcmp(k, "--snapshot-threshold")) opt.ho.tune.snapshot_threshold = (unsigned)atoi(v);
+		else if (!strcmp(k, "--snapshot-trailing")) opt.ho.tune.snapshot_trailing = (unsigned)atoi(v);
+		else if (!strcmp(k, "--install-snapshot-ms")) opt.ho.install_snapshot_ms = (unsigned)atoi(v);
 		else return -1;
 	}
 	if (!opt.id || !opt.dir || !peers || parse_peers(peers) ||
@@ -348,7 +349,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: fault_node --id N --dir D --peers "
 			"1=ip:port,2=ip:port,... [--shards S] [--dim D] "
 			"[--election-ms] [--heartbeat-ms] "
-			"[--snapshot-threshold] [--snapshot-trailing]\n");
+			"[--snapshot-threshold] [--snapshot-trailing] "
+			"[--install-snapshot-ms]\n");
 		return 2;
 	}
 	mkdir(opt.dir, 0755);
