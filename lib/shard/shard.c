@@ -199,6 +199,8 @@ int vt_shard_open(const char *dir, const vt_shard_opts *o, vt_shard **out,
 	so.dim = o->create && !exists ? o->create->dim : 0;
 	so.sync = o->store_sync;
 	so.map_max = o->map_max;
+	if (so.map_initial > so.map_max) /* a store smaller than the default start */
+		so.map_initial = so.map_max;
 	so.max_payload = o->limits.max_payload;
 	so.create = o->create != NULL;
 	if ((rc = vt_store_open(s->store_dir, &so, &s->st, err))) {

@@ -40,7 +40,7 @@
 #define MAX_SHARDS 16
 
 static struct {
-	unsigned id, shards, dim;
+	unsigned id, shards, dim, map_mb;
 	const char *dir;
 	char bind[128];
 	vt_repl_peer peers[MAX_PEERS];
@@ -307,6 +307,7 @@ static int parse_args(int argc, char **argv)
 		else if (!strcmp(k, "--heartbeat-ms")) opt.ho.tune.heartbeat_timeout_ms = (unsigned)atoi(v);
 		else if (!strcmp(k, "--snapshot-threshold")) opt.ho.tune.snapshot_threshold = (unsigned)atoi(v);
 		else if (!strcmp(k, "--snapshot-trailing")) opt.ho.tune.snapshot_trailing = (unsigned)atoi(v);
+		else if (!strcmp(k, "--map-mb")) opt.map_mb = (unsigned)atoi(v);
 		else if (!strcmp(k, "--install-snapshot-ms")) opt.ho.install_snapshot_ms = (unsigned)atoi(v);
 		else return -1;
 	}
@@ -327,6 +328,8 @@ static int open_groups(vt_errmsg *err)
 	 * each commit (docs/shard.md §4, "What replication changes"). */
 	sopts.store_sync = VT_STORE_SYNC_META;
 	sopts.index_threads = 1;
+	if (opt.map_mb) /* a small store: "disk full" on this replica */
+		sopts.map_max = (size_t)opt.map_mb << 20;
 	for (unsigned i = 0; i < opt.shards; i++) {
 		char dir[4096];
 		snprintf(dir, sizeof dir, "%s/shard-%u", opt.dir, i);
@@ -350,7 +353,7 @@ int main(int argc, char **argv)
 			"1=ip:port,2=ip:port,... [--shards S] [--dim D] "
 			"[--election-ms] [--heartbeat-ms] "
 			"[--snapshot-threshold] [--snapshot-trailing] "
-			"[--install-snapshot-ms]\n");
+			"[--install-snapshot-ms] [--map-mb]\n");
 		return 2;
 	}
 	mkdir(opt.dir, 0755);

@@ -337,3 +337,108 @@ def test_lagging_follower_catches_up_by_snapshot(cluster_root):
     finally:
         codes = c.stop()
     assert all(v == 0 for v in codes.values()), codes
+
+
+def test_slow_follower(cluster_root):
+    """A follower stopped (SIGSTOP) for longer than an election timeout and
+    resumed: the group keeps writing without it, it catches up, nothing
+    diverges, and it does not depose the leader by itself (pre-vote)."""
+    c = Cluster(cluster_root)
+    try:
+        leader = c.leader(0)
+        slow = [n for n in c.alive() if n is not leader][0]
+        slow.proc.send_signal(signal.SIGSTOP)
+        try:
+            for j in range(30):
+                assert leader.call("write 0 slow%d 10" % j).startswith("ok ")
+            time.sleep(2.5)  # > 2 election timeouts stopped
+        finally:
+            slow.proc.send_signal(signal.SIGCONT)
+        c.converged()
+        assert c.leader(0) is leader, "the resumed follower deposed the leader"
+        for j in range(30):
+            assert slow.has(0, "slow%d" % j, 10) == 10
+    finally:
+        codes = c.stop()
+    assert all(v == 0 for v in codes.values()), codes
+
+
+def test_disk_full_on_one_replica(cluster_root):
+    """One replica's store is tiny (--map-mb): when it cannot apply a
+    committed entry it stops applying (it must not skip it, and it cannot
+    refuse it) and says so in its log; the other two keep acknowledging
+    writes. Restarted with room, it applies what it missed and converges."""
+    c = Cluster(cluster_root)
+    full = c.nodes[3]
+    full.stop()
+    full.extra = ["--map-mb", "1"]
+    full.start()
+    try:
+        leader = c.leader(0, among=[c.nodes[1], c.nodes[2]])
+        acked = 0
+        for j in range(60):
+            ans = leader.call("write 0 big%d 200" % j)
+            if not ans.startswith("ok "):
+                # the leader may be the full one's peer losing leadership
+                # briefly; every answer must be a clean redirect
+                assert "EBUSY" in ans or "ECANCELED" in ans, ans
+                leader = c.leader(0, among=[c.nodes[1], c.nodes[2]])
+                continue
+            acked = j + 1
+        assert acked >= 50
+        st = full.status()["shards"][0]
+        others = [n.status()["shards"][0] for n in (c.nodes[1], c.nodes[2])]
+        assert st["applied"] < others[0]["applied"], "the full replica applied everything: %s" % st
+        with open(os.path.join(c.root, "node3.log")) as f:
+            log = f.read()
+        assert "map" in log or "space" in log or "full" in log, log[-3000:]
+        full.stop()
+        full.extra = []
+        full.start()
+        c.converged(timeout=60)
+        for n in c.alive():
+            assert n.has(0, "big%d" % (acked - 1), 200) == 200
+    finally:
+        codes = c.stop()
+    assert all(v == 0 for v in codes.values()), codes
+
+
+def test_corrupt_snapshot_refused(cluster_root):
+    """A follower's snapshot file damaged on disk while it was down: it
+    refuses to start from it with a clear error instead of serving wrong
+    data; the others keep the group going; once the replica's files are
+    removed it rejoins and is rebuilt from the leader by snapshot."""
+    c = Cluster(cluster_root, ["--snapshot-threshold", "16", "--snapshot-trailing", "4",
+                               "--install-snapshot-ms", "1000"])
+    try:
+        leader = c.leader(0)
+        victim = [n for n in c.alive() if n is not leader][0]
+        for j in range(40):
+            assert leader.call("write 0 snap%d 5" % j).startswith("ok ")
+        c.converged()
+        victim.stop()
+        rdir = os.path.join(c.root, "n%d" % victim.id, "shard-0", "raft")
+        snaps = sorted(f for f in os.listdir(rdir) if f.startswith("snapshot-") and not f.endswith(".meta"))
+        assert snaps, os.listdir(rdir)
+        path = os.path.join(rdir, snaps[-1])
+        with open(path, "r+b") as f:
+            f.seek(os.path.getsize(path) // 2)
+            f.write(b"\xff" * 64)
+        with pytest.raises(AssertionError):
+            victim.start()  # must not come up on a damaged snapshot
+        victim.proc.wait(30)
+        with open(os.path.join(c.root, "node%d.log" % victim.id)) as f:
+            log = f.read()
+        assert "snapshot" in log.lower() or "checksum" in log.lower() or "corrupt" in log.lower(), log[-3000:]
+        for j in range(40, 50):
+            assert leader.call("write 0 snap%d 5" % j).startswith("ok ")
+        # the operator's repair: remove the replica's data; it comes back
+        # empty (same id, same configuration) and is rebuilt by snapshot
+        shutil.rmtree(os.path.join(c.root, "n%d" % victim.id, "shard-0"))
+        victim.start()
+        c.converged(timeout=60)
+        for j in range(50):
+            assert victim.has(0, "snap%d" % j, 5) == 5
+    finally:
+        codes = c.stop()
+    assert all(v in (0, None) for v in codes.values()), codes
