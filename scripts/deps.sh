@@ -10,7 +10,7 @@ libhnswlib-dev dataset-fashion-mnist
 libuv1-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libraft-dev
 protobuf-compiler node-llhttp nghttp2-client
 python3 python3-numpy python3-grpcio python3-protobuf python3-requests
-python3-pytest"
+python3-pytest iproute2"
 
 missing=""
 for p in $PKGS; do
