@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -911,21 +912,29 @@ static vt_api_method methods[] = {
 
 #define N_METHODS (sizeof methods / sizeof methods[0])
 
-const vt_api_method *vt_api_methods(size_t *n)
+/* Each method's `index` is its place in the table, written once: the
+ * loop thread looks methods up while request threads read them. */
+static pthread_once_t methods_once = PTHREAD_ONCE_INIT;
+
+static void methods_number(void)
 {
 	for (size_t i = 0; i < N_METHODS; i++)
 		methods[i].index = (int)i;
+}
+
+const vt_api_method *vt_api_methods(size_t *n)
+{
+	pthread_once(&methods_once, methods_number);
 	*n = N_METHODS;
 	return methods;
 }
 
 const vt_api_method *vt_api_method_find(const char *name)
 {
+	pthread_once(&methods_once, methods_number);
 	for (size_t i = 0; i < N_METHODS; i++)
-		if (!strcmp(methods[i].name, name)) {
-			methods[i].index = (int)i;
+		if (!strcmp(methods[i].name, name))
 			return &methods[i];
-		}
 	return NULL;
 }
 

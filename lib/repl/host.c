@@ -25,7 +25,8 @@
 #define MOD "repl"
 #define BASE_FILE "raft-index-base"
 
-enum op_kind { OP_APPLY, OP_ATTACH, OP_DETACH, OP_CALL, OP_DROP };
+enum op_kind { OP_APPLY, OP_ATTACH, OP_DETACH, OP_CALL, OP_DROP, OP_CHANGE,
+	       OP_READ };
 
 /* One request from a thread to the host; lives on the caller's stack. */
 struct op {
@@ -39,8 +40,10 @@ struct op {
 	const vt_repl_group_spec *spec; /* attach */
 	int (*fn)(vt_repl *, struct raft *, void *); /* call */
 	void *ud;
-	const char *peer;         /* drop */
-	int drop;
+	const char *peer;         /* drop; change: the address */
+	int drop;                 /* drop; change: the kind */
+	raft_id id;               /* change */
+	int role;                 /* change (add) */
 	uint64_t deadline_ns;     /* apply: waiting for a ready leader */
 	int rc, done;
 };
@@ -62,6 +65,7 @@ struct vt_repl_hgroup {
 	int closing, closed, cleaned;
 	struct op *close_op;      /* finished once the group is cleaned */
 	char dir[4300];           /* <shard>/raft */
+	char sdir[4300];          /* the shard's directory */
 };
 
 struct vt_repl_host {
@@ -341,6 +345,7 @@ static int group_open(vt_repl_host *h, struct op *op)
 		return vt_errmsg_set(op->err, VT_ENOMEM, "out of memory");
 	g->h = h;
 	g->one_voter = s->n_peers <= 1 && !s->join;
+	snprintf(g->sdir, sizeof g->sdir, "%s", s->dir);
 	if (snprintf(g->dir, sizeof g->dir, "%s/raft", s->dir) >=
 	    (int)sizeof g->dir) {
 		vt_free(g);
@@ -421,6 +426,59 @@ static void propose(vt_repl_hgroup *g, struct op *op)
 					vt_strerror(rc)));
 }
 
+static void op_cb(void *ud, int status, const char *msg)
+{
+	struct op *op = ud;
+	if (status)
+		vt_errmsg_set(op->err, status, "%s", msg);
+	finish(op->g->h, op, status);
+}
+
+/* A membership change on the leader; finished from its callback. */
+static void run_change(vt_repl_hgroup *g, struct op *op)
+{
+	vt_repl *r = g->repl;
+	int rc;
+	if (!r)
+		rc = vt_errmsg_set(op->err, VT_ESHUTDOWN, "group closed");
+	else if (op->drop == VT_REPL_CHANGE_ADD)
+		rc = vt_repl_add(r, op->id, op->peer, op->role, op_cb, op,
+				 op->err);
+	else if (op->drop == VT_REPL_CHANGE_PROMOTE)
+		rc = vt_repl_promote(r, op->id, op_cb, op, op->err);
+	else if (op->drop == VT_REPL_CHANGE_REMOVE)
+		rc = vt_repl_remove(r, op->id, op_cb, op, op->err);
+	else if (op->drop == VT_REPL_CHANGE_TRANSFER)
+		rc = vt_repl_transfer(r, op->id, op_cb, op, op->err);
+	else
+		rc = vt_errmsg_set(op->err, VT_EINVAL, "unknown change %d",
+				   op->drop);
+	if (rc)
+		finish(g->h, op, rc);
+}
+
+/* A linearizable read: once leadership is confirmed, fn runs here. */
+static void read_cb(void *ud, int status, const char *msg)
+{
+	struct op *op = ud;
+	vt_repl_hgroup *g = op->g;
+	if (!status)
+		status = g->repl ? op->fn(g->repl, &g->raft, op->ud)
+				 : VT_ESHUTDOWN;
+	else
+		vt_errmsg_set(op->err, status, "%s", msg);
+	finish(g->h, op, status);
+}
+
+static void run_read(vt_repl_hgroup *g, struct op *op)
+{
+	int rc = g->repl ? vt_repl_read(g->repl, read_cb, op) : VT_ESHUTDOWN;
+	if (rc == VT_EBUSY)
+		vt_repl_busy_msg(g->repl, op->err);
+	if (rc)
+		finish(g->h, op, rc);
+}
+
 static void run_op(vt_repl_host *h, struct op *op)
 {
 	vt_repl_hgroup *g = op->g;
@@ -452,6 +510,12 @@ static void run_op(vt_repl_host *h, struct op *op)
 		finish(h, op, h->mux ? vt_repl_mux_drop_peer(h->mux, op->peer,
 							     op->drop)
 				     : VT_ESHUTDOWN);
+		break;
+	case OP_CHANGE:
+		run_change(g, op);
+		break;
+	case OP_READ:
+		run_read(g, op);
 		break;
 	}
 }
@@ -603,6 +667,34 @@ int vt_repl_host_drop_peer(vt_repl_host *h, const char *peer_address,
 	struct op op = {.kind = OP_DROP, .peer = peer_address, .drop = drop,
 			.err = &err};
 	return submit(h, &op);
+}
+
+int vt_repl_host_change(vt_repl_host *h, vt_repl_hgroup *g, int kind,
+			raft_id id, const char *address, int role,
+			vt_errmsg *err)
+{
+	struct op op = {.kind = OP_CHANGE, .g = g, .drop = kind, .id = id,
+			.peer = address, .role = role, .err = err};
+	return submit(h, &op);
+}
+
+int vt_repl_host_read(vt_repl_host *h, vt_repl_hgroup *g,
+		      int (*fn)(vt_repl *r, struct raft *raft, void *ud),
+		      void *ud, vt_errmsg *err)
+{
+	struct op op = {.kind = OP_READ, .g = g, .fn = fn, .ud = ud,
+			.err = err};
+	return submit(h, &op);
+}
+
+int vt_repl_host_destroy(vt_repl_host *h, vt_repl_hgroup *g, vt_errmsg *err)
+{
+	vt_repl_host_detach(h, g);
+	int rc = vt_repl_destroy(g->sdir, err);
+	if (!rc)
+		VT_LOG(VT_LOG_INFO, MOD, "%s: replica removed and its files "
+		       "deleted", g->sdir);
+	return rc;
 }
 
 void vt_repl_host_detach(vt_repl_host *h, vt_repl_hgroup *g)

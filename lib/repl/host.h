@@ -104,6 +104,37 @@ VT_API int vt_repl_host_call(vt_repl_host *h, vt_repl_hgroup *g,
 				       void *ud),
 			     void *ud);
 
+/* Runs fn(r, raft, ud) on the host thread once this replica confirmed
+ * through the log that it leads (vt_repl_read: one barrier shared by the
+ * reads queued together), so what fn reads is linearizable. Errors: those
+ * of vt_repl_read's callback (VT_EBUSY with the leader named in err,
+ * VT_ECANCELED, VT_ESHUTDOWN), or fn's. Any thread but the host's. */
+VT_API int vt_repl_host_read(vt_repl_host *h, vt_repl_hgroup *g,
+			     int (*fn)(vt_repl *r, struct raft *raft,
+				       void *ud),
+			     void *ud, vt_errmsg *err);
+
+enum vt_repl_change_kind {
+	VT_REPL_CHANGE_ADD = 1,   /* id, address, role (RAFT_VOTER/STANDBY) */
+	VT_REPL_CHANGE_PROMOTE,   /* id: standby -> voter */
+	VT_REPL_CHANGE_REMOVE,    /* id (not the leader itself) */
+	VT_REPL_CHANGE_TRANSFER   /* id (0: raft picks) */
+};
+
+/* One membership change of the group, on its leader, and waits for it to
+ * commit (repl.h, "group lifecycle": one change at a time, VT_EOVERLOAD
+ * while another is pending; VT_EBUSY naming the leader on a follower).
+ * `address` is copied. Any thread but the host's. */
+VT_API int vt_repl_host_change(vt_repl_host *h, vt_repl_hgroup *g, int kind,
+			       raft_id id, const char *address, int role,
+			       vt_errmsg *err);
+
+/* Detaches the group (vt_repl_host_detach), then deletes the replica's
+ * files (vt_repl_destroy on its shard directory): for a replica removed
+ * from its group. The shard must be the group's own (not borrowed). */
+VT_API int vt_repl_host_destroy(vt_repl_host *h, vt_repl_hgroup *g,
+				vt_errmsg *err);
+
 /* Cuts (drop = 1) or restores (0) all traffic between this process and
  * the process at `peer_address`, both ways: the transport's drop rule
  * (transport.h, vt_repl_mux_drop_peer), for partition tests. */

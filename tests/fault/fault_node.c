@@ -11,6 +11,11 @@
  *                            leader, indexes, points, digest, snapshots
  *   T has SHARD PREFIX N     -> "T ok K": how many of "PREFIX_0".. this
  *                            replica holds (with the right vector)
+ *   T read SHARD PREFIX N    as has, after confirming leadership (a
+ *                            linearizable read; "not leader" elsewhere)
+ *   T add SHARD ID ADDR voter|standby, T promote SHARD ID,
+ *   T remove SHARD ID, T transfer SHARD ID   membership (on the leader)
+ *   T destroy SHARD          close this replica and delete its files
  *   T drop ADDRESS 0|1       cut / restore traffic with that process
  *   T quit                   close every group, exit 0
  *
@@ -41,6 +46,7 @@
 
 static struct {
 	unsigned id, shards, dim, map_mb;
+	int join;                 /* 1: a new replica, added by the leader */
 	const char *dir;
 	char bind[128];
 	vt_repl_peer peers[MAX_PEERS];
@@ -190,7 +196,10 @@ static void cmd_status(const char *tag)
 	int rc = vt_buf_append(&b, head, (size_t)n);
 	for (unsigned i = 0; !rc && i < opt.shards; i++) {
 		struct status st = {&b, i};
-		rc = vt_repl_host_call(host, groups[i], status_of, &st);
+		if (groups[i])
+			rc = vt_repl_host_call(host, groups[i], status_of, &st);
+		else
+			rc = vt_buf_append(&b, i ? ",null" : "null", i ? 5 : 4);
 	}
 	if (!rc)
 		rc = vt_buf_append(&b, "]}", 3);
@@ -230,43 +239,95 @@ static int has_of(vt_repl *r, struct raft *raft, void *ud)
 }
 
 static void cmd_has(const char *tag, unsigned shard, const char *prefix,
-		    unsigned n)
+		    unsigned n, int linearizable)
 {
 	struct has h = {prefix, n, 0};
-	int rc = shard < opt.shards ? vt_repl_host_call(host, groups[shard],
-							has_of, &h)
-				    : VT_EINVAL;
+	vt_errmsg err = {{0}};
+	int rc = linearizable ? vt_repl_host_read(host, groups[shard], has_of,
+						  &h, &err)
+			      : vt_repl_host_call(host, groups[shard], has_of,
+						  &h);
 	if (rc)
-		reply(tag, "err %s has", vt_errname(rc));
+		reply(tag, "err %s %s", vt_errname(rc), err.msg);
 	else
 		reply(tag, "ok %u", h.found);
+}
+
+static void cmd_change(const char *tag, unsigned shard, int kind,
+		       unsigned id, const char *addr, const char *role)
+{
+	vt_errmsg err = {{0}};
+	int r = role && !strcmp(role, "standby") ? RAFT_STANDBY : RAFT_VOTER;
+	int rc = vt_repl_host_change(host, groups[shard], kind, id, addr, r,
+				     &err);
+	if (rc)
+		reply(tag, "err %s %s", vt_errname(rc), err.msg);
+	else
+		reply(tag, "ok");
+}
+
+static void cmd_destroy(const char *tag, unsigned shard)
+{
+	vt_errmsg err = {{0}};
+	vt_repl_hgroup *g = groups[shard];
+	groups[shard] = NULL;
+	int rc = vt_repl_host_destroy(host, g, &err);
+	if (rc)
+		reply(tag, "err %s %s", vt_errname(rc), err.msg);
+	else
+		reply(tag, "ok");
 }
 
 struct job {
 	char line[512];
 };
 
+static void dispatch(const char *tag, const char *verb, unsigned shard,
+		     const char *a, const char *b, const char *c)
+{
+	if (!strcmp(verb, "write"))
+		cmd_write(tag, shard, a, (unsigned)atoi(b));
+	else if (!strcmp(verb, "has") || !strcmp(verb, "read"))
+		cmd_has(tag, shard, a, (unsigned)atoi(b), verb[0] == 'r');
+	else if (!strcmp(verb, "add"))
+		cmd_change(tag, shard, VT_REPL_CHANGE_ADD, (unsigned)atoi(a), b,
+			   c);
+	else if (!strcmp(verb, "promote"))
+		cmd_change(tag, shard, VT_REPL_CHANGE_PROMOTE, (unsigned)atoi(a),
+			   NULL, NULL);
+	else if (!strcmp(verb, "remove"))
+		cmd_change(tag, shard, VT_REPL_CHANGE_REMOVE, (unsigned)atoi(a),
+			   NULL, NULL);
+	else if (!strcmp(verb, "transfer"))
+		cmd_change(tag, shard, VT_REPL_CHANGE_TRANSFER,
+			   (unsigned)atoi(a), NULL, NULL);
+	else if (!strcmp(verb, "destroy"))
+		cmd_destroy(tag, shard);
+	else
+		reply(tag, "err EINVAL bad command");
+}
+
 static void *run_job(void *arg)
 {
 	struct job *j = arg;
-	char tag[64], verb[32], a[160] = "", c[160] = "";
-	unsigned x = 0, y = 0;
-	int n = sscanf(j->line, "%63s %31s %159s %159s %u", tag, verb, a, c, &y);
-	if (n >= 2 && !strcmp(verb, "write") && n == 5 &&
-	    sscanf(a, "%u", &x) == 1)
-		cmd_write(tag, x, c, y);
-	else if (n == 5 && !strcmp(verb, "has") && sscanf(a, "%u", &x) == 1)
-		cmd_has(tag, x, c, y);
-	else if (n >= 2 && !strcmp(verb, "status"))
+	char tag[64] = "?", verb[32] = "", x[32] = "", a[160] = "",
+	     b[160] = "", c[32] = "";
+	int n = sscanf(j->line, "%63s %31s %31s %159s %159s %31s", tag, verb,
+		       x, a, b, c);
+	unsigned shard = 0;
+	if (n >= 2 && !strcmp(verb, "status"))
 		cmd_status(tag);
 	else if (n >= 4 && !strcmp(verb, "drop")) {
-		int rc = vt_repl_host_drop_peer(host, a, atoi(c));
+		int rc = vt_repl_host_drop_peer(host, x, atoi(a));
 		if (rc)
 			reply(tag, "err %s drop", vt_errname(rc));
 		else
 			reply(tag, "ok");
-	} else if (n >= 1)
-		reply(n >= 1 ? tag : "?", "err EINVAL bad command");
+	} else if (n >= 3 && sscanf(x, "%u", &shard) == 1 &&
+		   shard < opt.shards && groups[shard])
+		dispatch(tag, verb, shard, a, b, c);
+	else
+		reply(tag, "err EINVAL bad command or shard");
 	vt_free(j);
 	atomic_fetch_sub(&running, 1);
 	return NULL;
@@ -307,6 +368,7 @@ static int parse_args(int argc, char **argv)
 		else if (!strcmp(k, "--heartbeat-ms")) opt.ho.tune.heartbeat_timeout_ms = (unsigned)atoi(v);
 		else if (!strcmp(k, "--snapshot-threshold")) opt.ho.tune.snapshot_threshold = (unsigned)atoi(v);
 		else if (!strcmp(k, "--snapshot-trailing")) opt.ho.tune.snapshot_trailing = (unsigned)atoi(v);
+		else if (!strcmp(k, "--join")) opt.join = atoi(v);
 		else if (!strcmp(k, "--map-mb")) opt.map_mb = (unsigned)atoi(v);
 		else if (!strcmp(k, "--install-snapshot-ms")) opt.ho.install_snapshot_ms = (unsigned)atoi(v);
 		else return -1;
@@ -337,6 +399,7 @@ static int open_groups(vt_errmsg *err)
 		vt_repl_group_spec spec = {.group_id = i + 1, .self = opt.id,
 					   .dir = dir, .peers = opt.peers,
 					   .n_peers = opt.n_peers,
+					   .join = opt.join,
 					   .shard_opts = &sopts};
 		int rc = vt_repl_host_attach(host, &spec, &groups[i], err);
 		if (rc)
@@ -353,7 +416,7 @@ int main(int argc, char **argv)
 			"1=ip:port,2=ip:port,... [--shards S] [--dim D] "
 			"[--election-ms] [--heartbeat-ms] "
 			"[--snapshot-threshold] [--snapshot-trailing] "
-			"[--install-snapshot-ms] [--map-mb]\n");
+			"[--install-snapshot-ms] [--map-mb] [--join 1]\n");
 		return 2;
 	}
 	mkdir(opt.dir, 0755);
@@ -387,7 +450,8 @@ int main(int argc, char **argv)
 		usleep(1000);
 	vt_repl_host_close(host);
 	for (unsigned i = 0; i < opt.shards; i++)
-		vt_repl_host_detach(host, groups[i]);
+		if (groups[i])
+			vt_repl_host_detach(host, groups[i]);
 	vt_repl_host_free(host);
 	reply("bye", "%u", opt.id);
 	return 0;

@@ -21,6 +21,7 @@ import pytest
 NODE = os.environ.get("FAULT_NODE", "fault_node")
 SHARDS = 3
 BATCH = 20
+FAILOVER_S = float(os.environ.get("FAULT_FAILOVER_S", "3"))  # 10 under sanitizers
 
 
 def free_ports(n):
@@ -278,7 +279,7 @@ def test_leader_kill_under_ingest(cluster_root):
         [w.join(30) for w in ws]
         assert not [e for w in ws for e in w.errors], [w.errors for w in ws]
         print("failover (s) per shard the victim led: %s" % failover)
-        assert all(v < 3.0 for v in failover.values()), "failover (s) per shard: %s" % failover
+        assert all(v < FAILOVER_S for v in failover.values()), "failover (s) per shard: %s" % failover
         victim.start()
         sts = c.converged()
         for s in range(SHARDS):
@@ -303,8 +304,7 @@ def test_partition_heal(cluster_root):
         ans = old.call("write 0 cut 10", timeout=30)
         assert not ans.startswith("ok"), ans
         assert "EBUSY" in ans or "ECANCELED" in ans, ans
-        new = c.leader(0, among=others, timeout=10)
-        assert time.monotonic() - t_cut < 10
+        new = c.leader(0, among=others, timeout=30)  # timing: the kill test
         assert new.call("write 0 majority 10").startswith("ok ")
         # the old leader knows it is not the leader any more
         st = old.status()["shards"][0]
@@ -521,7 +521,7 @@ def test_partition_netns(cluster_root, netns):
         t_cut = time.monotonic()
         ans = old.call("write 0 cut 10", timeout=30)
         assert not ans.startswith("ok"), ans
-        new = c.leader(0, among=others, timeout=10)
+        new = c.leader(0, among=others, timeout=30)  # timing: the kill test
         took = time.monotonic() - t_cut
         assert new.call("write 0 majority 10").startswith("ok ")
         print("netns partition: new leader ready %.2f s after the cut" % took)
@@ -529,6 +529,55 @@ def test_partition_netns(cluster_root, netns):
         c.converged(timeout=60)
         for n in c.alive():
             assert n.has(0, "before", 10) == 10 and n.has(0, "majority", 10) == 10
+    finally:
+        codes = c.stop()
+    assert all(v == 0 for v in codes.values()), codes
+
+
+def test_membership_lifecycle(cluster_root):
+    """A fourth process joins shard 0's group as a non-voting replica (the
+    search-only kind: it receives the log, never votes), is promoted to
+    voter; a follower is removed and deletes its files; leadership is
+    transferred to the newcomer; linearizable reads are served by the
+    leader only (a follower answers "not leader" naming it)."""
+    c = Cluster(cluster_root)
+    port4 = free_ports(1)[0]
+    addr4 = "127.0.0.1:%d" % port4
+    peers4 = c.peers + [(4, addr4)]
+    try:
+        leader = c.leader(0)
+        assert leader.call("write 0 a 10").startswith("ok ")
+        n4 = Node(4, cluster_root, peers4, ["--join", "1"])
+        c.nodes[4] = n4
+        assert leader.call("add 0 4 %s standby" % addr4) == "ok"
+        t0 = time.monotonic()
+        while n4.has(0, "a", 10) != 10:
+            assert time.monotonic() - t0 < 10, "the standby did not receive the log"
+            time.sleep(0.05)
+        assert leader.call("add 0 4 %s standby" % addr4).startswith("err VT_EEXIST")
+        assert leader.call("promote 0 4") == "ok"
+        gone = [n for n in (c.nodes[1], c.nodes[2], c.nodes[3]) if n is not leader][0]
+        assert leader.call("remove 0 %d" % gone.id) == "ok"
+        assert gone.call("destroy 0") == "ok"
+        assert not os.path.exists(os.path.join(cluster_root, "n%d" % gone.id, "shard-0"))
+        assert leader.call("write 0 b 10").startswith("ok ")
+        assert leader.call("transfer 0 4") == "ok"
+        assert c.leader(0, among=[n4]) is n4
+        assert n4.call("write 0 c 10").startswith("ok ")
+        assert n4.call("read 0 c 10") == "ok 10"
+        ans = leader.call("read 0 c 10")
+        assert ans.startswith("err VT_EBUSY") and "server 4" in ans, ans
+        members = [n for n in c.nodes.values() if n is not gone]
+        t0 = time.monotonic()
+        while True:
+            rows = [n.status()["shards"][0] for n in members]
+            if len({(r["digest"], r["points"], r["applied"]) for r in rows}) == 1:
+                break
+            assert time.monotonic() - t0 < 30, rows
+            time.sleep(0.1)
+        assert rows[0]["points"] == 30
+        # the removed replica's process answers for shard 0 no more
+        assert gone.call("has 0 a 10").startswith("err EINVAL")
     finally:
         codes = c.stop()
     assert all(v == 0 for v in codes.values()), codes
