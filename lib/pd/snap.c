@@ -10,6 +10,7 @@
  *                      u64 raft_id, u8 role } } },
  *   u64 XXH3 (seed 0) of every byte before it.
  * Key ranges are not stored: they follow from shard_count. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -171,17 +172,15 @@ static int check_replica(const vt_pd_meta *m, const vt_pd_shard *s,
 	return 0;
 }
 
-static int get_shard(vt_reader *r, const vt_pd_meta *m, vt_pd_shard *s,
-		     uint64_t *max_group)
+static int get_shard(vt_reader *r, const vt_pd_meta *m, vt_pd_shard *s)
 {
 	uint8_t n;
 	if (vt_reader_u64(r, &s->group) || vt_reader_u64(r, &s->epoch) ||
 	    vt_reader_u64(r, &s->leader) || vt_reader_u64(r, &s->leader_term) ||
 	    vt_reader_u64(r, &s->next_raft_id) || vt_reader_u8(r, &n) ||
 	    n == 0 || n > VT_PD_MAX_REPLICAS || !s->group ||
-	    s->group <= *max_group || s->epoch > m->epoch)
+	    s->group >= m->next_group || s->epoch > m->epoch)
 		return VT_ECORRUPT;
-	*max_group = s->group;
 	int leader_ok = s->leader == 0;
 	for (uint32_t i = 0; i < n; i++) {
 		vt_pd_replica *rp = &s->replicas[i];
@@ -223,8 +222,7 @@ static int get_coll_head(vt_reader *r, const vt_pd_meta *m, vt__pd_coll *c,
 	return 0;
 }
 
-static int get_coll(vt_reader *r, vt_pd_meta *m, uint64_t *max_group,
-		    vt_errmsg *err)
+static int get_coll(vt_reader *r, vt_pd_meta *m, vt_errmsg *err)
 {
 	vt__pd_coll *c = &m->colls[m->n_colls];
 	memset(c, 0, sizeof *c);
@@ -234,7 +232,7 @@ static int get_coll(vt_reader *r, vt_pd_meta *m, uint64_t *max_group,
 		rc = BAD("collection '%s' out of name order", c->pub.name);
 	for (uint32_t s = 0; s < c->pub.shard_count && !rc; s++) {
 		c->shards[s].index = s;
-		if (get_shard(r, m, &c->shards[s], max_group))
+		if (get_shard(r, m, &c->shards[s]))
 			rc = BAD("collection '%s' shard %u: bad field",
 				 c->pub.name, s);
 	}
@@ -248,6 +246,34 @@ static int get_coll(vt_reader *r, vt_pd_meta *m, uint64_t *max_group,
 	return 0;
 }
 
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Raft group ids are unique across the cluster (below next_group, checked
+ * per shard). */
+static int check_groups(const vt_pd_meta *m, vt_errmsg *err)
+{
+	uint64_t *g = vt_malloc((m->total_shards ? m->total_shards : 1) *
+				sizeof *g);
+	if (!g)
+		return vt_errmsg_set(err, VT_ENOMEM, "pd snapshot: groups");
+	size_t k = 0;
+	for (uint32_t c = 0; c < m->n_colls; c++)
+		for (uint32_t s = 0; s < m->colls[c].pub.shard_count; s++)
+			g[k++] = m->colls[c].shards[s].group;
+	qsort(g, k, sizeof *g, u64_cmp);
+	int rc = 0;
+	for (size_t i = 1; i < k && !rc; i++)
+		if (g[i] == g[i - 1])
+			rc = BAD("group %llu used twice",
+				 (unsigned long long)g[i]);
+	vt_free(g);
+	return rc;
+}
+
 static int get_colls(vt_reader *r, vt_pd_meta *m, vt_errmsg *err)
 {
 	uint32_t n;
@@ -257,17 +283,12 @@ static int get_colls(vt_reader *r, vt_pd_meta *m, vt_errmsg *err)
 	if (!m->colls)
 		return vt_errmsg_set(err, VT_ENOMEM, "pd snapshot: collections");
 	m->cap_colls = n;
-	uint64_t max_group = 0;
 	for (uint32_t i = 0; i < n; i++) {
-		int rc = get_coll(r, m, &max_group, err);
+		int rc = get_coll(r, m, err);
 		if (rc)
 			return rc;
 	}
-	if (max_group >= m->next_group)
-		return BAD("group %llu at or past next_group %llu",
-			   (unsigned long long)max_group,
-			   (unsigned long long)m->next_group);
-	return 0;
+	return check_groups(m, err);
 }
 
 static int get_all(vt_reader *r, vt_pd_meta *m, vt_errmsg *err)
