@@ -109,7 +109,13 @@ static int reregister(vt_pd_meta *m, vt_pd_worker *w, const vt_pd_cmd *c,
 			      (unsigned long long)c->worker);
 	int moved = c->addr_len != strlen(w->addr) ||
 		    memcmp(w->addr, c->addr, c->addr_len);
-	fill_worker(w, c);
+	vt_pd_worker now = *w;
+	fill_worker(&now, c);
+	if (!moved && !strcmp(now.zone, w->zone) &&
+	    !strcmp(now.rack, w->rack) && now.capacity == w->capacity &&
+	    now.role == w->role)
+		return 0; /* a restart with nothing new: no epoch */
+	*w = now;
 	uint64_t e = bump(m);
 	if (moved)
 		touch_hosted(m, w->id, e);

@@ -140,7 +140,9 @@ typedef struct vt_pd_result {
  *   - VT_ENOMEM: nothing changed, not even the applied index (a local
  *     failure, not a verdict: retry or stop the node).
  *   - otherwise the whole change is made, the assignments epoch goes up by
- *     one and every shard it touched takes the new epoch; returns 0.
+ *     one and every shard it touched takes the new epoch; returns 0. A
+ *     command that changes nothing (a worker re-registering as it was, a
+ *     state, role or leader hint it already has) succeeds without an epoch.
  * `res` and `err` may be NULL; `cmd` is only read during the call. */
 VT_API int vt_pd_apply(vt_pd_meta *m, uint64_t index, const void *cmd,
 		       size_t len, vt_pd_result *res, vt_errmsg *err);

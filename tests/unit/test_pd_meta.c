@@ -169,6 +169,10 @@ static void test_register(void **state)
 	assert_int_equal(shard(m, "c", 0)->epoch, vt_pd_meta_epoch(m));
 	assert_int_equal(shard(m, "c", 1)->epoch, e0); /* on worker 2 */
 
+	/* The same registration again (a restart): no change, no epoch. */
+	uint64_t before = vt_pd_meta_epoch(m);
+	assert_int_equal(run(m, &c, NULL, &e), 0);
+	assert_int_equal(vt_pd_meta_epoch(m), before);
 	/* A worker hosting voters cannot turn search_only. */
 	c.role = VT_PD_ROLE_SEARCH_ONLY;
 	assert_int_equal(run(m, &c, NULL, &e), VT_EBUSY);

@@ -491,6 +491,37 @@ static void test_since(void **state)
 	done(&s);
 }
 
+/* A search replica on a dead search-only worker is dropped, not moved
+ * (search replicas are placed only when asked). */
+static void test_search_replica_lost(void **state)
+{
+	(void)state;
+	sim s;
+	setup(&s, 3, 3, 2);
+	vt_pd_cmd c = {.type = VT_PD_CMD_REGISTER_WORKER, .worker = 9,
+		       .addr = "s:1", .addr_len = 3, .capacity = 1,
+		       .role = VT_PD_ROLE_SEARCH_ONLY};
+	vt_errmsg e = {{0}};
+	assert_int_equal(apply_cmd(s.m, &c, &e), 0);
+	s.last[9] = s.now;
+	vt_pd_cmd a = {.type = VT_PD_CMD_ADD_REPLICA, .name = "c",
+		       .name_len = 1, .shard = 1, .worker = 9,
+		       .role = VT_PD_NONVOTER};
+	assert_int_equal(apply_cmd(s.m, &a, &e), 0);
+	assert_int_equal(plan(&s), 0); /* a live search replica is fine */
+	s.dead[9] = 1;
+	s.now += GRACE + 1;
+	assert_int_equal(plan(&s), 1);
+	assert_int_equal(s.act[0].kind, VT_PD_ACT_REMOVE_REPLICA);
+	assert_int_equal(s.act[0].worker, 9);
+	assert_non_null(strstr(s.act[0].reason, "search replica"));
+	execute(&s);
+	assert_int_equal(converge(&s, 5), 1); /* then the worker goes */
+	assert_int_equal(vt_pd_meta_find_worker(s.m, 9)->state, VT_PD_REMOVED);
+	check_settled(&s);
+	done(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -504,6 +535,7 @@ int main(void)
 		cmocka_unit_test(test_stale_plan_fenced),
 		cmocka_unit_test(test_deterministic),
 		cmocka_unit_test(test_since),
+		cmocka_unit_test(test_search_replica_lost),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
