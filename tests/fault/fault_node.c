@@ -168,14 +168,18 @@ static int status_of(vt_repl *r, struct raft *raft, void *ud)
 	uint64_t applied = 0, indexed = 0, sum = 0, count = 0;
 	vt_shard *s = vt_repl_shard(r);
 	int rc = s ? digest(s, &sum, &count) : VT_ESHUTDOWN;
-	if (s)
+	vt_shard_status ss = {0};
+	if (s) {
 		vt_shard_progress(s, &applied, &indexed);
-	char line[600];
+		vt_shard_status_get(s, &ss);
+	}
+	char line[800];
 	int n = snprintf(line, sizeof line,
 		"%s{\"shard\":%u,\"state\":\"%s\",\"term\":%llu,"
 		"\"leader\":%llu,\"ready\":%d,\"commit\":%llu,"
 		"\"last_applied\":%llu,\"applied\":%" PRIu64 ","
 		"\"points\":%" PRIu64 ",\"digest\":\"%016" PRIx64 "\","
+		"\"indexed\":%" PRIu64 ",\"index_points\":%" PRIu64 ","
 		"\"snapshots\":%" PRIu64 ",\"restores\":%" PRIu64
 		",\"error\":%d}",
 		st->shard ? "," : "", st->shard, state_name(raft_state(raft)),
@@ -183,7 +187,7 @@ static int status_of(vt_repl *r, struct raft *raft, void *ud)
 		(unsigned long long)lid, vt_repl_ready(r),
 		(unsigned long long)raft->commit_index,
 		(unsigned long long)raft_last_applied(raft), applied, count,
-		sum, rs.snapshots, rs.restores, rc);
+		sum, indexed, ss.index_points, rs.snapshots, rs.restores, rc);
 	return vt_buf_append(st->out, line, (size_t)n);
 }
 

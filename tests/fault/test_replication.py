@@ -164,7 +164,8 @@ class Cluster:
 
     def converged(self, timeout=30):
         """Waits until every live replica of every shard holds the same
-        points at the same applied index; returns the statuses."""
+        points at the same applied index, all of them in its HNSW index;
+        returns the statuses."""
         t0 = time.monotonic()
         last = None
         while time.monotonic() - t0 < timeout:
@@ -174,7 +175,11 @@ class Cluster:
             for s in range(SHARDS):
                 rows = [st["shards"][s] for st in sts]
                 keys = {(r["digest"], r["points"], r["applied"]) for r in rows}
-                if len(keys) != 1 or any(r["commit"] != r["last_applied"] for r in rows):
+                # the HNSW index too: it covers every applied command and
+                # holds every point (sync index mode)
+                if len(keys) != 1 or any(r["commit"] != r["last_applied"] or
+                                         r["indexed"] != r["applied"] or
+                                         r["index_points"] != r["points"] for r in rows):
                     ok = False
             if ok:
                 return sts
