@@ -348,6 +348,22 @@ static int find_shard(vt_pd_meta *m, const vt_pd_cmd *c, vt__pd_coll **co,
 	return 0;
 }
 
+/* The shard of `c` and the index of c->worker's replica in it; VT_ENOENT
+ * (rejected, named after the command) when that worker hosts none. */
+static int find_replica(vt_pd_meta *m, const vt_pd_cmd *c, vt__pd_coll **co,
+			vt_pd_shard **s, int *i, vt_errmsg *err)
+{
+	int rc = find_shard(m, c, co, s, err);
+	if (rc)
+		return rc;
+	if ((*i = replica_at(*s, c->worker)) < 0)
+		return REJECT(VT_ENOENT, "%s: worker %llu does not host shard "
+			      "%u of '%s'", vt_pd_cmd_type_name(c->type),
+			      (unsigned long long)c->worker, c->shard,
+			      (*co)->pub.name);
+	return 0;
+}
+
 /* Whether `worker` may take a replica of `role`: registered, up, and not
  * search_only for a voter. */
 static int check_host(const vt_pd_meta *m, const vt_pd_cmd *c, uint8_t role,
@@ -403,16 +419,10 @@ static int apply_remove(vt_pd_meta *m, const vt_pd_cmd *c, vt_errmsg *err)
 {
 	vt__pd_coll *co;
 	vt_pd_shard *s;
-	int rc = find_shard(m, c, &co, &s, err);
+	int i;
+	int rc = find_replica(m, c, &co, &s, &i, err);
 	if (rc)
 		return rc;
-	int i = replica_at(s, c->worker);
-	if (i < 0)
-		return REJECT(VT_ENOENT,
-			      "remove_replica: worker %llu does not host "
-			      "shard %u of '%s'",
-			      (unsigned long long)c->worker, c->shard,
-			      co->pub.name);
 	if (s->replicas[i].role == VT_PD_VOTER && voters(s) == 1)
 		return REJECT(VT_EBUSY,
 			      "remove_replica: worker %llu holds the last "
@@ -432,16 +442,10 @@ static int apply_promote(vt_pd_meta *m, const vt_pd_cmd *c, vt_errmsg *err)
 {
 	vt__pd_coll *co;
 	vt_pd_shard *s;
-	int rc = find_shard(m, c, &co, &s, err);
+	int i;
+	int rc = find_replica(m, c, &co, &s, &i, err);
 	if (rc)
 		return rc;
-	int i = replica_at(s, c->worker);
-	if (i < 0)
-		return REJECT(VT_ENOENT,
-			      "promote: worker %llu does not host shard %u of "
-			      "'%s'",
-			      (unsigned long long)c->worker, c->shard,
-			      co->pub.name);
 	vt_pd_replica *r = &s->replicas[i];
 	if (r->role == c->role)
 		return 0; /* already so: no change, no epoch */
