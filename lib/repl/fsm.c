@@ -82,6 +82,8 @@ struct vt_repl {
 	int barrier_busy;
 	raft_term barrier_term;  /* term the in-flight barrier was issued in */
 	raft_term ready_term;    /* term whose barrier is applied */
+	int seen_state;          /* raft state at the last tick (for logs) */
+	raft_term seen_term;
 	/* linearizable reads: waiting for the next barrier, and sharing the
 	 * one in flight (issued in term rb_term) */
 	read_queue rwait, rflight;
@@ -518,10 +520,39 @@ static void reads_issue(vt_repl *r);
 static void heard_sample(vt_repl *r);
 static void xfer_poll(vt_repl *r);
 
+static const char *state_name(int st)
+{
+	switch (st) {
+	case RAFT_LEADER: return "leader";
+	case RAFT_CANDIDATE: return "candidate";
+	case RAFT_FOLLOWER: return "follower";
+	default: return "unavailable (stopped)";
+	}
+}
+
+/* Logs every role or term change this replica sees (0.15 has no callback
+ * for them): what an operator reads to follow an election. */
+static void log_state(vt_repl *r)
+{
+	int st = raft_state(r->raft);
+	raft_term t = r->raft->current_term;
+	if (st == r->seen_state && t == r->seen_term)
+		return;
+	raft_id lid = 0;
+	const char *laddr = NULL;
+	raft_leader(r->raft, &lid, &laddr);
+	VT_LOG(st == RAFT_UNAVAILABLE ? VT_LOG_ERROR : VT_LOG_INFO, MOD,
+	       "%s: %s in term %" PRIu64 " (leader %llu)", r->dir,
+	       state_name(st), (uint64_t)t, (unsigned long long)lid);
+	r->seen_state = st;
+	r->seen_term = t;
+}
+
 void vt_repl_tick(vt_repl *r)
 {
 	if (!r->raft)
 		return;
+	log_state(r);
 	check_term(r);
 	heard_sample(r);
 	xfer_poll(r);

@@ -208,6 +208,7 @@ class Writer(threading.Thread):
         super().__init__(daemon=True)
         self.c, self.shard, self.stop_ev = cluster, shard, stop
         self.acked, self.ack_times, self.errors = [], [], []
+        self.trace = []  # (time, node, answer) of the last attempts
         self.target = None
 
     def pick(self, ans=None):
@@ -229,7 +230,9 @@ class Writer(threading.Thread):
             prefix = "w%d_%d" % (self.shard, j)
             try:
                 ans = self.target.call("write %d %s %d" % (self.shard, prefix, BATCH), timeout=10)
-            except (NodeDown, TimeoutError):
+                self.trace = (self.trace + [(round(time.monotonic(), 3), self.target.id, ans[:100])])[-8:]
+            except (NodeDown, TimeoutError) as e:
+                self.trace = (self.trace + [(round(time.monotonic(), 3), self.target.id, repr(e))])[-8:]
                 self.pick()
                 time.sleep(0.02)
                 continue
@@ -242,6 +245,20 @@ class Writer(threading.Thread):
                     self.errors.append(ans)
                 self.pick(ans)
                 time.sleep(0.02)
+
+
+def diagnose(cluster, writers):
+    """What a failed timing assertion prints: each writer's last attempts
+    and each node's raft role changes (its log's repl lines)."""
+    out = ["writer %d: %s" % (w.shard, w.trace) for w in writers]
+    for n in cluster.nodes.values():
+        try:
+            with open(os.path.join(cluster.root, "node%d.log" % n.id)) as f:
+                lines = [ln.rstrip() for ln in f if " in term " in ln or "ready at" in ln]
+            out.append("node %d:\n  %s" % (n.id, "\n  ".join(lines[-12:])))
+        except OSError:
+            pass
+    return "\n".join(out)
 
 
 def check_all_acked(cluster, writers):
@@ -284,7 +301,9 @@ def test_leader_kill_under_ingest(cluster_root):
         [w.join(30) for w in ws]
         assert not [e for w in ws for e in w.errors], [w.errors for w in ws]
         print("failover (s) per shard the victim led: %s" % failover)
-        assert all(v < FAILOVER_S for v in failover.values()), "failover (s) per shard: %s" % failover
+        assert all(v < FAILOVER_S for v in failover.values()), \
+            "failover (s) per shard: %s (killed node %d at %.3f)\n%s" % (
+                failover, victim.id, t_kill, diagnose(c, ws))
         victim.start()
         sts = c.converged()
         for s in range(SHARDS):
