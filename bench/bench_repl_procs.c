@@ -10,7 +10,9 @@
  * to each child over its stdin/stdout, one line per command and answer:
  *
  *   status        -> "ok STATE READY TERM APPLIED POINTS"
- *   cpu           -> "ok PROC_CPU_S HOST_THREAD_CPU_S APPLY_S APPLIES BATCHES"
+ *   cpu           -> "ok PROC HOST INDEX REST APPLY_S APPLIES BATCHES": CPU s
+ *                    of the process, its host loop thread, index threads
+ *                    and the other threads; time in the FSM apply
  *   ingest W      -> W writer threads put every command through the group
  *                    -> "ok WALL_S ACKED POINTS RETRIES P50_MS P99_MS MAX_MS"
  *   load K        K writers cycle through the commands until "stop",
@@ -141,8 +143,9 @@ static int load_cmds(vt_bench_data *d, vt_bench_cmds *c, vt_errmsg *err)
 	return rc;
 }
 
-/* CPU seconds of thread `tid` of this process (/proc), -1 if unreadable. */
-static double thread_cpu_s(long tid)
+/* CPU seconds of thread `tid` of this process (/proc), -1 if unreadable;
+ * its nice value into *nice. */
+static double thread_cpu_s(long tid, int *nice)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
@@ -154,11 +157,14 @@ static double thread_cpu_s(long tid)
 	buf[n] = 0;
 	char *p = strrchr(buf, ')');
 	unsigned long ut = 0, st = 0;
+	long prio = 0, ni = 0;
 	/* after "comm)": state ppid pgrp session tty tpgid flags minflt
-	 * cminflt majflt cmajflt utime stime */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-			 &ut, &st) != 2)
+	 * cminflt majflt cmajflt utime stime cutime cstime priority nice */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d "
+			 "%ld %ld", &ut, &st, &prio, &ni) != 4)
 		return -1;
+	if (nice)
+		*nice = (int)ni;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
@@ -297,7 +303,11 @@ static void *ingest_writer(void *arg)
 		size_t b = atomic_fetch_add(&ING.next, 1);
 		if (b >= cmds.n || atomic_load(&ING.failed))
 			return NULL;
-		double deadline = now_s() + 60;
+		/* A command waits out a leader change here (VT_ECANCELED: its
+		 * leadership was lost in flight; VT_EBUSY: this replica is not
+		 * the ready leader now) for 10 s; the writers do not follow a
+		 * leader to another process: the run fails, saying so. */
+		double deadline = now_s() + 10;
 		for (;;) {
 			vt_shard_result res;
 			vt_errmsg err = {{0}};
@@ -308,16 +318,18 @@ static void *ingest_writer(void *arg)
 				atomic_fetch_add(&ING.points, res.upserted);
 				break;
 			}
-			/* A leader change under load: retry (upserts by id are
-			 * idempotent); the rate counts the time. */
+			/* upserts by id are idempotent; the rate counts the time */
 			if ((rc == VT_EBUSY || rc == VT_ECANCELED) && now_s() < deadline) {
 				atomic_fetch_add(&ING.retries, 1);
 				sleep_ms(rc == VT_EBUSY ? 5 : 0);
 				continue;
 			}
 			pthread_mutex_lock(&ING.mu);
-			snprintf(ING.errmsg, sizeof ING.errmsg, "command %zu: %s (%s)", b,
-				 err.msg[0] ? err.msg : vt_strerror(rc), vt_errname(rc));
+			snprintf(ING.errmsg, sizeof ING.errmsg, "command %zu: %s (%s)%s", b,
+				 err.msg[0] ? err.msg : vt_strerror(rc), vt_errname(rc),
+				 rc == VT_EBUSY ? ": the leader moved during the ingest (try a "
+						  "larger --election-ms or a smaller --window)"
+						: "");
 			pthread_mutex_unlock(&ING.mu);
 			atomic_store(&ING.failed, 1);
 			return NULL;
@@ -471,15 +483,35 @@ static void cmd_stop(void)
 	answer("ok %zu", atomic_load(&LD.n_acks));
 }
 
+/* CPU by thread kind: the host's loop thread, the shard's index threads
+ * (the only niced ones, shard.h index_nice), the rest (writers, libuv's
+ * pool with raft_uv's disk work, main). */
 static void cmd_cpu(void)
 {
 	cpu_read c = {0};
 	int rc = vt_repl_host_call(host, grp, read_apply, &c);
+	long tids[512];
+	size_t n = list_tids(tids, 512);
+	double hostc = 0, indexc = 0;
+	for (size_t i = 0; i < n; i++) {
+		int nice = 0;
+		double t = thread_cpu_s(tids[i], &nice);
+		if (t < 0)
+			continue;
+		if (tids[i] == host_tid)
+			hostc += t;
+		else if (nice > 0)
+			indexc += t;
+	}
+	/* The rest from the process total: threads that exited (writers)
+	 * are no longer in /proc/self/task. */
+	double proc = vt_bench_self_cpu_s(), rest = proc - hostc - indexc;
 	if (rc)
 		answer("err %s", vt_errname(rc));
 	else
-		answer("ok %.3f %.3f %.4f %llu %llu", vt_bench_self_cpu_s(), thread_cpu_s(host_tid),
-		       c.apply_s, (unsigned long long)c.applies, (unsigned long long)c.batches);
+		answer("ok %.3f %.3f %.3f %.3f %.4f %llu %llu", proc, hostc, indexc,
+		       rest, c.apply_s, (unsigned long long)c.applies,
+		       (unsigned long long)c.batches);
 }
 
 static void cmd_status(void)
@@ -602,7 +634,7 @@ typedef struct rate_res {
 	double vps, bps, p50, p99, max;
 	double catchup_s;
 	/* per replica over the ingest: process CPU, host thread CPU, apply */
-	double proc_cpu[NREP], host_cpu[NREP], apply_s[NREP];
+	double proc_cpu[NREP], host_cpu[NREP], index_cpu[NREP], rest_cpu[NREP], apply_s[NREP];
 	uint64_t applies[NREP], raft_batches;
 	uint64_t applied[NREP], points_held[NREP];
 	int leader;
@@ -844,7 +876,7 @@ static int kid_status(int i, kstat *s, vt_errmsg *err)
 }
 
 typedef struct kcpu {
-	double proc, host, apply;
+	double proc, host, index, rest, apply;
 	unsigned long long applies, batches;
 } kcpu;
 
@@ -852,8 +884,8 @@ static int kid_cpu(int i, kcpu *c, vt_errmsg *err)
 {
 	char a[256];
 	int rc = kid_cmd(i, a, sizeof a, 30, err, "cpu");
-	if (!rc && sscanf(a, "ok %lf %lf %lf %llu %llu", &c->proc, &c->host, &c->apply,
-			  &c->applies, &c->batches) != 5)
+	if (!rc && sscanf(a, "ok %lf %lf %lf %lf %lf %llu %llu", &c->proc, &c->host, &c->index,
+			  &c->rest, &c->apply, &c->applies, &c->batches) != 7)
 		rc = vt_errmsg_set(err, VT_EIO, "replica %d: bad cpu %s", i + 1, a);
 	return rc;
 }
@@ -937,6 +969,8 @@ static int run_repl(const char *root, size_t npoints, size_t ncmds, int mode, ra
 	for (int i = 0; i < NREP; i++) {
 		r->proc_cpu[i] = c1[i].proc - c0[i].proc;
 		r->host_cpu[i] = c1[i].host - c0[i].host;
+		r->index_cpu[i] = c1[i].index - c0[i].index;
+		r->rest_cpu[i] = c1[i].rest - c0[i].rest;
 		r->apply_s[i] = c1[i].apply - c0[i].apply;
 		r->applies[i] = c1[i].applies - c0[i].applies;
 		r->cpu_s += r->proc_cpu[i];
@@ -1214,18 +1248,22 @@ int main(int argc, char **argv)
 			printf("| %s | ratio replicated / unreplicated | %.2f | | | | | | | | | |\n",
 			       mn, repl[m].vps / base[m].vps);
 	}
-	printf("\nPer replica during the replicated ingest (process CPU from getrusage, host "
-	       "loop thread CPU from /proc/self/task, time inside the FSM apply on the host "
-	       "thread incl. each store commit's fdatasync):\n\n"
-	       "| index | replica | role | process CPU s | host thread CPU s | in apply s | "
-	       "applies | apply ms each | applied index | points |\n"
-	       "|---|---|---|---|---|---|---|---|---|---|\n");
+	printf("\nPer replica from the start of the ingest until it applied the last entry "
+	       "(process CPU from getrusage; per thread from /proc/self/task: the host's loop "
+	       "thread, the niced index threads, the rest = writers, libuv pool with raft_uv's "
+	       "disk work, main; time inside the FSM apply on the host thread, on or off CPU, "
+	       "incl. each store commit's fdatasync):\n\n"
+	       "| index | replica | role | process CPU s | host thread s | index threads s | "
+	       "other threads s | in apply s | applies | apply ms each | applied index | "
+	       "points |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
 	for (int m = 0; m < opt.nmodes; m++)
 		for (int i = 0; repl[m].ok && i < NREP; i++)
-			printf("| %s | %d | %s | %.2f | %.2f | %.2f | %llu | %.2f | %llu | %llu |\n",
+			printf("| %s | %d | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %llu | %.2f | "
+			       "%llu | %llu |\n",
 			       opt.modes[m] == VT_INDEX_ASYNC ? "async" : "sync", i + 1,
 			       i == repl[m].leader ? "leader" : "follower", repl[m].proc_cpu[i],
-			       repl[m].host_cpu[i], repl[m].apply_s[i],
+			       repl[m].host_cpu[i], repl[m].index_cpu[i], repl[m].rest_cpu[i],
+			       repl[m].apply_s[i],
 			       (unsigned long long)repl[m].applies[i],
 			       repl[m].applies[i] ? repl[m].apply_s[i] * 1e3 /
 							    (double)repl[m].applies[i]
