@@ -13,8 +13,10 @@
  *   cpu           -> "ok PROC HOST INDEX REST APPLY_S APPLIES BATCHES": CPU s
  *                    of the process, its host loop thread, index threads
  *                    and the other threads; time in the FSM apply
- *   ingest W      -> W writer threads put every command through the group
- *                    -> "ok WALL_S ACKED POINTS RETRIES P50_MS P99_MS MAX_MS"
+ *   ingest W MASK -> W writer threads put every command not marked done in
+ *                    MASK through the group -> "ok|moved WALL_S POINTS
+ *                    RETRIES LATENCIES" ("moved": leadership moved; the
+ *                    parent hands the rest to the new leader)
  *   load K        K writers cycle through the commands until "stop",
  *                 retrying "not leader" answers; a monitor notes when this
  *                 replica becomes leader and ready -> "ok"
@@ -285,13 +287,17 @@ static const char *state_name(int st)
 	}
 }
 
-/* -- ingest: every command once, W writers -- */
+/* -- ingest: the commands not yet acknowledged, W writers -- */
+
+#define MAX_CMDS 8192
 
 static struct {
-	atomic_size_t next;
+	size_t *todo;          /* command numbers still to write */
+	size_t n_todo;
+	atomic_size_t next;    /* into todo */
 	atomic_size_t points, retries;
-	atomic_int failed;
-	double *lat;
+	atomic_int failed, moved;
+	double *lat;           /* per command, 0: not acknowledged here */
 	char errmsg[300];
 	pthread_mutex_t mu;
 } ING = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -300,14 +306,10 @@ static void *ingest_writer(void *arg)
 {
 	(void)arg;
 	for (;;) {
-		size_t b = atomic_fetch_add(&ING.next, 1);
-		if (b >= cmds.n || atomic_load(&ING.failed))
+		size_t k = atomic_fetch_add(&ING.next, 1);
+		if (k >= ING.n_todo || atomic_load(&ING.failed) || atomic_load(&ING.moved))
 			return NULL;
-		/* A command waits out a leader change here (VT_ECANCELED: its
-		 * leadership was lost in flight; VT_EBUSY: this replica is not
-		 * the ready leader now) for 10 s; the writers do not follow a
-		 * leader to another process: the run fails, saying so. */
-		double deadline = now_s() + 10;
+		size_t b = ING.todo[k];
 		for (;;) {
 			vt_shard_result res;
 			vt_errmsg err = {{0}};
@@ -318,18 +320,22 @@ static void *ingest_writer(void *arg)
 				atomic_fetch_add(&ING.points, res.upserted);
 				break;
 			}
-			/* upserts by id are idempotent; the rate counts the time */
-			if ((rc == VT_EBUSY || rc == VT_ECANCELED) && now_s() < deadline) {
+			/* Leadership lost with the command in flight: it may or may
+			 * not commit; write it again (upserts by id are idempotent).
+			 * If this replica no longer leads, that answer is VT_EBUSY. */
+			if (rc == VT_ECANCELED) {
 				atomic_fetch_add(&ING.retries, 1);
-				sleep_ms(rc == VT_EBUSY ? 5 : 0);
 				continue;
 			}
+			/* Not the (ready) leader: the parent sends what is left to
+			 * the new leader. */
+			if (rc == VT_EBUSY) {
+				atomic_store(&ING.moved, 1);
+				return NULL;
+			}
 			pthread_mutex_lock(&ING.mu);
-			snprintf(ING.errmsg, sizeof ING.errmsg, "command %zu: %s (%s)%s", b,
-				 err.msg[0] ? err.msg : vt_strerror(rc), vt_errname(rc),
-				 rc == VT_EBUSY ? ": the leader moved during the ingest (try a "
-						  "larger --election-ms or a smaller --window)"
-						: "");
+			snprintf(ING.errmsg, sizeof ING.errmsg, "command %zu: %s (%s)", b,
+				 err.msg[0] ? err.msg : vt_strerror(rc), vt_errname(rc));
 			pthread_mutex_unlock(&ING.mu);
 			atomic_store(&ING.failed, 1);
 			return NULL;
@@ -337,22 +343,35 @@ static void *ingest_writer(void *arg)
 	}
 }
 
-static void cmd_ingest(unsigned w)
+/* "ingest W MASK": MASK has a '1' for each command already acknowledged
+ * (by an earlier leader). Answers "ok|moved WALL POINTS RETRIES LATS",
+ * LATS one per command: its commit latency in ms here, "-" if not
+ * acknowledged here. "moved": this replica stopped leading; the rest is
+ * for the next leader. */
+static void cmd_ingest(unsigned w, const char *mask)
 {
 	pthread_t th[256];
-	if (!w || w > 256) {
-		answer("err bad window");
+	size_t ml = strcspn(mask, "\r\n");
+	if (!w || w > 256 || ml != cmds.n || cmds.n > MAX_CMDS) {
+		answer("err bad ingest");
 		return;
 	}
+	ING.todo = vt_malloc(cmds.n * sizeof *ING.todo);
+	ING.lat = vt_calloc(cmds.n, sizeof *ING.lat);
+	char *out = vt_malloc(cmds.n * 12 + 128);
+	if (!ING.todo || !ING.lat || !out) {
+		answer("err out of memory");
+		goto out;
+	}
+	ING.n_todo = 0;
+	for (size_t i = 0; i < cmds.n; i++)
+		if (mask[i] != '1')
+			ING.todo[ING.n_todo++] = i;
 	atomic_store(&ING.next, 0);
 	atomic_store(&ING.points, 0);
 	atomic_store(&ING.retries, 0);
 	atomic_store(&ING.failed, 0);
-	ING.lat = vt_calloc(cmds.n, sizeof *ING.lat);
-	if (!ING.lat) {
-		answer("err out of memory");
-		return;
-	}
+	atomic_store(&ING.moved, 0);
 	double t0 = now_s();
 	unsigned started = 0;
 	for (; started < w; started++)
@@ -363,13 +382,19 @@ static void cmd_ingest(unsigned w)
 	double wall = now_s() - t0;
 	if (atomic_load(&ING.failed) || !started) {
 		answer("err %s", started ? ING.errmsg : "no writer thread");
-	} else {
-		double p50, p99, max;
-		pct(ING.lat, cmds.n, &p50, &p99, &max);
-		answer("ok %.6f %zu %zu %zu %.3f %.3f %.3f", wall, cmds.n,
-		       atomic_load(&ING.points), atomic_load(&ING.retries), p50, p99, max);
+		goto out;
 	}
+	size_t o = 0;
+	for (size_t i = 0; i < cmds.n; i++)
+		o += (size_t)sprintf(out + o, ING.lat[i] > 0 ? "%s%.2f" : "%s-", i ? "," : "",
+				     ING.lat[i] * 1e3);
+	answer("%s %.6f %zu %zu %s", atomic_load(&ING.moved) ? "moved" : "ok", wall,
+	       atomic_load(&ING.points), atomic_load(&ING.retries), out);
+out:
+	vt_free(out);
+	vt_free(ING.todo);
 	vt_free(ING.lat);
+	ING.todo = NULL;
 	ING.lat = NULL;
 }
 
@@ -598,16 +623,17 @@ static int child_main(void)
 		return 1;
 	}
 	answer("ready %u %s", opt.child, vt_repl_host_address(host));
-	char line[256];
+	static char line[MAX_CMDS + 256];
 	while (fgets(line, sizeof line, stdin)) {
 		unsigned k;
+		int pos = 0;
 		double t;
 		if (!strncmp(line, "status", 6))
 			cmd_status();
 		else if (!strncmp(line, "cpu", 3))
 			cmd_cpu();
-		else if (sscanf(line, "ingest %u", &k) == 1)
-			cmd_ingest(k);
+		else if (sscanf(line, "ingest %u %n", &k, &pos) == 1 && pos > 0)
+			cmd_ingest(k, line + pos);
 		else if (sscanf(line, "load %u", &k) == 1)
 			cmd_load(k);
 		else if (sscanf(line, "firstack %lf", &t) == 1)
@@ -637,7 +663,8 @@ typedef struct rate_res {
 	double proc_cpu[NREP], host_cpu[NREP], index_cpu[NREP], rest_cpu[NREP], apply_s[NREP];
 	uint64_t applies[NREP], raft_batches;
 	uint64_t applied[NREP], points_held[NREP];
-	int leader;
+	int leader;             /* at the start of the ingest */
+	unsigned leader_changes; /* during the ingest */
 	int ok;
 } rate_res;
 
@@ -714,7 +741,7 @@ static int run_baseline(const char *dir, const vt_bench_cmds *c, uint32_t dim, i
 typedef struct child {
 	pid_t pid;
 	int in, out;      /* its stdin (we write), its stdout (we read) */
-	char buf[4096];
+	char buf[1 << 17];
 	size_t len;
 	int alive;
 } child;
@@ -774,7 +801,7 @@ static int kid_cmd(int i, char *ans, size_t cap, double timeout_s, vt_errmsg *er
 static int kid_cmd(int i, char *ans, size_t cap, double timeout_s, vt_errmsg *err,
 		   const char *fmt, ...)
 {
-	char line[256];
+	static char line[MAX_CMDS + 256];
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(line, sizeof line - 1, fmt, ap);
@@ -927,20 +954,84 @@ static int run_repl(const char *root, size_t npoints, size_t ncmds, int mode, ra
 	for (int i = 0; i < NREP; i++)
 		if ((rc = kid_cpu(i, &c0[i], err)))
 			goto out;
+	char ans[512];
 	double busy0 = vt_bench_machine_busy_s();
-	char a[512];
-	if ((rc = kid_cmd(l, a, sizeof a, 1200, err, "ingest %u", opt.window)))
+	/* The ingest follows the leader: a writer that hears "not leader"
+	 * stops its replica's ingest, and what is not yet acknowledged goes
+	 * to the new leader. The wall time includes the change. */
+	char *mask = vt_malloc(ncmds + 1), *a = vt_malloc(ncmds * 16 + 512);
+	double *lat = vt_calloc(ncmds, sizeof *lat);
+	if (!mask || !a || !lat) {
+		rc = vt_errmsg_set(err, VT_ENOMEM, "out of memory");
+		goto ing_out;
+	}
+	memset(mask, '0', ncmds);
+	mask[ncmds] = 0;
+	size_t acked = 0;
+	double t0 = now_s();
+	for (int seg = 0; acked < ncmds; seg++) {
+		if (seg) {
+			r->leader_changes++;
+			if ((l = ready_leader(err, 30, -1)) < 0) {
+				rc = VT_ETIMEDOUT;
+				goto ing_out;
+			}
+			fprintf(stderr, "  leader moved to replica %d; %zu commands left\n", l + 1,
+				ncmds - acked);
+		}
+		if ((rc = kid_cmd(l, a, ncmds * 16 + 512, 1200, err, "ingest %u %s", opt.window,
+				  mask)) && strncmp(a, "moved", 5))
+			goto ing_out;
+		rc = 0;
+		double w;
+		size_t pts, rt;
+		int off = 0;
+		char *p = strchr(a, ' ');
+		if (!p || sscanf(p, " %lf %zu %zu %n", &w, &pts, &rt, &off) != 3 || !off) {
+			rc = vt_errmsg_set(err, VT_EIO, "bad ingest answer: %.200s", a);
+			goto ing_out;
+		}
+		r->points += pts;
+		r->retries += rt;
+		p += off;
+		for (size_t i = 0; i < ncmds && *p; i++) {
+			if (*p != '-') {
+				double v = strtod(p, &p);
+				if (mask[i] == '0') {
+					mask[i] = '1';
+					lat[i] = v / 1e3;
+					acked++;
+				}
+			} else {
+				p++;
+			}
+			if (*p == ',')
+				p++;
+		}
+		if (seg > 20) {
+			rc = vt_errmsg_set(err, VT_EIO, "the leader moved %d times: giving up", seg);
+			goto ing_out;
+		}
+	}
+	r->wall_s = now_s() - t0;
+	r->batches = acked;
+	pct(lat, ncmds, &r->p50, &r->p99, &r->max);
+ing_out:
+	vt_free(mask);
+	vt_free(a);
+	vt_free(lat);
+	if (rc)
 		goto out;
 	double busy1 = vt_bench_machine_busy_s();
-	if (sscanf(a, "ok %lf %zu %zu %zu %lf %lf %lf", &r->wall_s, &r->batches, &r->points,
-		   &r->retries, &r->p50, &r->p99, &r->max) != 7) {
-		rc = vt_errmsg_set(err, VT_EIO, "bad ingest answer: %s", a);
-		goto out;
-	}
 	r->vps = (double)r->points / r->wall_s;
 	r->bps = (double)r->batches / r->wall_s;
-	fprintf(stderr, "  %zu points acked in %.2f s (%.0f vectors/s), %zu retries\n", r->points,
-		r->wall_s, r->vps, r->retries);
+	fprintf(stderr, "  %zu points acked in %.2f s (%.0f vectors/s), %zu retries, %u leader "
+		"changes\n", r->points, r->wall_s, r->vps, r->retries, r->leader_changes);
+	l = ready_leader(err, 30, -1);
+	if (l < 0) {
+		rc = VT_ETIMEDOUT;
+		goto out;
+	}
 	/* Every replica applies up to the leader's index and holds every
 	 * point. */
 	kstat ls;
@@ -975,7 +1066,9 @@ static int run_repl(const char *root, size_t npoints, size_t ncmds, int mode, ra
 		r->applies[i] = c1[i].applies - c0[i].applies;
 		r->cpu_s += r->proc_cpu[i];
 	}
-	r->raft_batches = c1[l].batches - c0[l].batches;
+	r->raft_batches = 0;
+	for (int i = 0; i < NREP; i++)
+		r->raft_batches += c1[i].batches - c0[i].batches;
 	r->others_s = vt_bench_others_cpu(busy0, busy1, r->cpu_s);
 	for (int i = 0; i < NREP; i++) {
 		fprintf(stderr, "  replica %d: applied index %llu, %llu points\n", i + 1,
@@ -992,7 +1085,7 @@ static int run_repl(const char *root, size_t npoints, size_t ncmds, int mode, ra
 	r->ok = 1;
 	/* ---- failover: writers on every replica, SIGKILL the leader ---- */
 	for (int i = 0; i < NREP; i++)
-		if ((rc = kid_cmd(i, a, sizeof a, 10, err, "load %u", opt.fo_writers)))
+		if ((rc = kid_cmd(i, ans, sizeof ans, 10, err, "load %u", opt.fo_writers)))
 			goto out;
 	sleep_ms(500);
 	l = ready_leader(err, 10, -1);
@@ -1012,10 +1105,10 @@ static int run_repl(const char *root, size_t npoints, size_t ncmds, int mode, ra
 			double ack, el, rd;
 			if (i == l)
 				continue;
-			if ((rc = kid_cmd(i, a, sizeof a, 10, err, "firstack %.6f", t_kill)))
+			if ((rc = kid_cmd(i, ans, sizeof ans, 10, err, "firstack %.6f", t_kill)))
 				goto out;
-			if (sscanf(a, "ok %lf %lf %lf", &ack, &el, &rd) != 3) {
-				rc = vt_errmsg_set(err, VT_EIO, "bad firstack: %s", a);
+			if (sscanf(ans, "ok %lf %lf %lf", &ack, &el, &rd) != 3) {
+				rc = vt_errmsg_set(err, VT_EIO, "bad firstack: %s", ans);
 				goto out;
 			}
 			if (ack > 0) {
@@ -1036,7 +1129,7 @@ static int run_repl(const char *root, size_t npoints, size_t ncmds, int mode, ra
 	fprintf(stderr, "  failover: replica %d elected +%.3f s, ready +%.3f s, first ack +%.3f s\n",
 		f->new_leader + 1, f->elected_s, f->ready_s, f->failover_s);
 	for (int i = 0; i < NREP; i++)
-		if (kids[i].alive && (rc = kid_cmd(i, a, sizeof a, 60, err, "stop")))
+		if (kids[i].alive && (rc = kid_cmd(i, ans, sizeof ans, 60, err, "stop")))
 			goto out;
 out:
 	reap();
@@ -1229,23 +1322,24 @@ int main(int argc, char **argv)
 	       npoints, dim, c.n, BATCH, c.n ? (double)c.bytes / (double)c.n / 1024 : 0,
 	       opt.window, opt.election_ms, opt.election_ms / 10, opt.index_threads);
 	printf("| index | setup | vectors/s | commands/s | commit p50 ms | p99 ms | max ms | wall "
-	       "s | CPU s | others' CPU s | raft_apply calls | retries |\n"
-	       "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+	       "s | CPU s | others' CPU s | raft_apply calls | retries | leader changes |\n"
+	       "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
 	for (int m = 0; m < opt.nmodes; m++) {
 		const char *mn = opt.modes[m] == VT_INDEX_ASYNC ? "async" : "sync";
 		if (base[m].ok)
 			printf("| %s | unreplicated (vt_shard_apply) | %.0f | %.1f | %.2f | %.2f | "
-			       "%.2f | %.2f | %.2f | %.2f | - | - |\n",
+			       "%.2f | %.2f | %.2f | %.2f | - | - | - |\n",
 			       mn, base[m].vps, base[m].bps, base[m].p50, base[m].p99, base[m].max,
 			       base[m].wall_s, base[m].cpu_s, base[m].others_s);
 		if (repl[m].ok)
 			printf("| %s | 3 replica processes | %.0f | %.1f | %.2f | %.2f | %.2f | "
-			       "%.2f | %.2f | %.2f | %llu | %zu |\n",
+			       "%.2f | %.2f | %.2f | %llu | %zu | %u |\n",
 			       mn, repl[m].vps, repl[m].bps, repl[m].p50, repl[m].p99, repl[m].max,
 			       repl[m].wall_s, repl[m].cpu_s, repl[m].others_s,
-			       (unsigned long long)repl[m].raft_batches, repl[m].retries);
+			       (unsigned long long)repl[m].raft_batches, repl[m].retries,
+			       repl[m].leader_changes);
 		if (base[m].ok && repl[m].ok)
-			printf("| %s | ratio replicated / unreplicated | %.2f | | | | | | | | | |\n",
+			printf("| %s | ratio replicated / unreplicated | %.2f | | | | | | | | | | |\n",
 			       mn, repl[m].vps / base[m].vps);
 	}
 	printf("\nPer replica from the start of the ingest until it applied the last entry "
@@ -1261,7 +1355,7 @@ int main(int argc, char **argv)
 			printf("| %s | %d | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %llu | %.2f | "
 			       "%llu | %llu |\n",
 			       opt.modes[m] == VT_INDEX_ASYNC ? "async" : "sync", i + 1,
-			       i == repl[m].leader ? "leader" : "follower", repl[m].proc_cpu[i],
+			       i == repl[m].leader ? "leader (at start)" : "follower", repl[m].proc_cpu[i],
 			       repl[m].host_cpu[i], repl[m].index_cpu[i], repl[m].rest_cpu[i],
 			       repl[m].apply_s[i],
 			       (unsigned long long)repl[m].applies[i],
