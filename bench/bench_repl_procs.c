@@ -1027,6 +1027,7 @@ ing_out:
 	r->bps = (double)r->batches / r->wall_s;
 	fprintf(stderr, "  %zu points acked in %.2f s (%.0f vectors/s), %zu retries, %u leader "
 		"changes\n", r->points, r->wall_s, r->vps, r->retries, r->leader_changes);
+	r->ok = 1; /* the rate is reported even if a check below fails */
 	l = ready_leader(err, 30, -1);
 	if (l < 0) {
 		rc = VT_ETIMEDOUT;
@@ -1043,7 +1044,7 @@ ing_out:
 		for (;;) {
 			if ((rc = kid_status(i, &s, err)))
 				goto out;
-			if (s.applied >= ls.applied || now_s() - tc > 120)
+			if (s.applied >= ls.applied || now_s() - tc > 300)
 				break;
 			sleep_ms(10);
 		}
@@ -1073,6 +1074,13 @@ ing_out:
 	for (int i = 0; i < NREP; i++) {
 		fprintf(stderr, "  replica %d: applied index %llu, %llu points\n", i + 1,
 			(unsigned long long)r->applied[i], (unsigned long long)r->points_held[i]);
+		if (r->applied[i] < ls.applied) {
+			rc = vt_errmsg_set(err, VT_ETIMEDOUT,
+					   "replica %d did not catch up within 300 s: applied %llu, "
+					   "the leader %llu", i + 1,
+					   (unsigned long long)r->applied[i], ls.applied);
+			goto out;
+		}
 		if (r->applied[i] != ls.applied || r->points_held[i] != npoints) {
 			rc = vt_errmsg_set(err, VT_ECORRUPT,
 					   "replica %d: applied %llu (leader %llu), %llu points "
