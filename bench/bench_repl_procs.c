@@ -917,19 +917,30 @@ static int kid_cpu(int i, kcpu *c, vt_errmsg *err)
 	return rc;
 }
 
+/* The ready leader of the highest term among the live replicas: a deposed
+ * leader whose loop was too busy to hear of the new term still says
+ * "leader" for a while. -1 (err set) if there is none within timeout_s. */
 static int ready_leader(vt_errmsg *err, double timeout_s, int skip)
 {
 	double end = now_s() + timeout_s;
 	while (now_s() < end) {
+		int best = -1;
+		unsigned long long term = 0;
 		for (int i = 0; i < NREP; i++) {
 			kstat s;
 			if (i == skip || !kids[i].alive)
 				continue;
 			if (kid_status(i, &s, err))
 				return -1;
-			if (!strcmp(s.state, "leader") && s.ready)
-				return i;
+			if (s.term > term) {
+				term = s.term;
+				best = -1;
+			}
+			if (s.term == term && !strcmp(s.state, "leader") && s.ready)
+				best = i;
 		}
+		if (best >= 0)
+			return best;
 		sleep_ms(20);
 	}
 	vt_errmsg_set(err, VT_ETIMEDOUT, "no ready leader after %.0f s", timeout_s);
@@ -1121,6 +1132,9 @@ ing_out:
 			}
 			if (ack > 0) {
 				f->failover_s = ack - t_kill;
+				/* NAN: it led already before the kill, so the
+				 * process killed had been deposed unawares and this is
+				 * not a failover time (the report says so) */
 				f->elected_s = el > t_kill ? el - t_kill : NAN;
 				f->ready_s = rd > t_kill ? rd - t_kill : NAN;
 				f->new_leader = i;
@@ -1379,7 +1393,9 @@ int main(int argc, char **argv)
 			printf("| %s | %.3f | %.3f | %.3f | %s |\n",
 			       opt.modes[m] == VT_INDEX_ASYNC ? "async" : "sync", fo[m].elected_s,
 			       fo[m].ready_s, fo[m].failover_s,
-			       fo[m].failover_s < 3.0 ? "PASS (< 3 s)" : "FAIL (>= 3 s)");
+			       isnan(fo[m].elected_s)
+				       ? "not measured: the new leader was elected before the kill"
+			       : fo[m].failover_s < 3.0 ? "PASS (< 3 s)" : "FAIL (>= 3 s)");
 	printf("\n| target | measured | verdict |\n|---|---|---|\n");
 	for (int m = 0; m < opt.nmodes; m++)
 		if (repl[m].ok)
