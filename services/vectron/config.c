@@ -36,6 +36,8 @@ static const struct setting table[] = {
 	  "gRPC (HTTP/2) port; 0 picks a free one"),
 	I(threads, "VECTRON_THREADS", INT, "0", 0, 1024,
 	  "worker threads for requests and shard fan-out; 0 = CPUs"),
+	I(request_spin_us, "VECTRON_REQUEST_SPIN_US", INT, "50", 0, 10000,
+	  "an idle request worker polls its queue this long before sleeping"),
 	I(shards, "VECTRON_SHARDS", INT, "0", 0, 256,
 	  "shards of a new collection that does not say; 0 = CPUs"),
 	I(timeout_ms, "VECTRON_TIMEOUT_MS", INT, "30000", 1, 3600000,

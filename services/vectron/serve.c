@@ -1,6 +1,7 @@
 /* serve.c: `vectron serve` (serve.h). The loop thread only parses framing
- * and routes; every request is decoded, run and encoded on libuv's thread
- * pool, and the answer goes back on the loop. SIGTERM/SIGINT: stop
+ * and routes; every request is decoded, run and encoded on a request worker
+ * (reqpool.c, not libuv's thread pool), and the answer goes back on the
+ * loop. SIGTERM/SIGINT: stop
  * accepting, let requests in flight finish (shutdown_grace_ms), save every
  * shard's index snapshot, close. */
 #include "serve.h"
@@ -20,6 +21,7 @@
 #include "base/pool.h"
 #include "base/text.h"
 #include "config.h"
+#include "reqpool.h"
 #include "rest.h"
 #include "rpc/grpc.h"
 #include "rpc/http.h"
@@ -33,6 +35,7 @@ struct server {
 	vt_api *api;
 	vt_http_server *http;
 	vt_grpc_server *grpc;
+	vt_reqpool *pool; /* request workers */
 	uv_signal_t sigterm, sigint;
 	int stopping;
 	struct grpc_route *routes; /* one per API method */
@@ -53,7 +56,7 @@ static uint64_t deadline_from(const struct server *s, uint64_t asked)
 /* ---- REST ---------------------------------------------------------------------- */
 
 struct rest_job {
-	uv_work_t work;
+	vt_reqpool_job work;
 	struct server *srv;
 	vt_http_req *req;
 	vt_rest_match m;
@@ -229,9 +232,9 @@ done:
 	vt_arena_destroy(a); /* after encoding: the response lives in it */
 }
 
-static void rest_work(uv_work_t *w)
+static void rest_work(vt_reqpool_job *w)
 {
-	struct rest_job *j = w->data;
+	struct rest_job *j = (struct rest_job *)w;
 	if (j->m.route->special == VT_REST_METRICS) {
 		int rc = vt_api_metrics(j->srv->api, &j->out);
 		j->ctype = "text/plain; version=0.0.4";
@@ -244,10 +247,9 @@ static void rest_work(uv_work_t *w)
 	rest_api(j);
 }
 
-static void rest_done(uv_work_t *w, int status)
+static void rest_done(vt_reqpool_job *w)
 {
-	struct rest_job *j = w->data;
-	(void)status;
+	struct rest_job *j = (struct rest_job *)w;
 	if (j->code && (j->status == 429 || j->status == 503)) {
 		/* overload: tell clients when to come back */
 		char body[512];
@@ -316,8 +318,9 @@ static void on_http(void *ud, vt_http_req *req)
 	j->ctype = "application/json";
 	j->method = m.route->method ? vt_api_method_find(m.route->method) : NULL;
 	vt_buf_init(&j->out, (size_t)1 << 31);
-	j->work.data = j;
-	if (uv_queue_work(s->loop, &j->work, rest_work, rest_done)) {
+	j->work.work = rest_work;
+	j->work.done = rest_done;
+	if (vt_reqpool_submit(s->pool, &j->work)) {
 		vt_free(j);
 		vt_http_respond_error(req, 503, "UNAVAILABLE", "cannot queue");
 	}
@@ -332,7 +335,7 @@ struct frame {
 };
 
 struct grpc_job {
-	uv_work_t work;
+	vt_reqpool_job work;  /* first: the pool's callbacks cast back */
 	uv_async_t async;     /* streaming: wakes the loop to send frames */
 	struct server *srv;
 	vt_grpc_call *call;
@@ -395,9 +398,9 @@ static void on_cancel(vt_grpc_call *c, void *ud)
 	atomic_store(&j->cancelled, 1);
 }
 
-static void grpc_work(uv_work_t *w)
+static void grpc_work(vt_reqpool_job *w)
 {
-	struct grpc_job *j = w->data;
+	struct grpc_job *j = (struct grpc_job *)w;
 	vt_arena *a = vt_arena_create(0);
 	if (!a) {
 		j->rc = vt_errmsg_set(&j->err, VT_ENOMEM, "out of memory");
@@ -428,10 +431,9 @@ static void grpc_job_free(uv_handle_t *h)
 	vt_free(j);
 }
 
-static void grpc_done(uv_work_t *w, int status)
+static void grpc_done(vt_reqpool_job *w)
 {
-	struct grpc_job *j = w->data;
-	(void)status;
+	struct grpc_job *j = (struct grpc_job *)w;
 	if (j->method->streaming)
 		send_frames(j);
 	if (j->rc)
@@ -463,13 +465,14 @@ static void on_grpc(vt_grpc_call *call, void *ud)
 	j->call = call;
 	j->method = r->method;
 	pthread_mutex_init(&j->mu, NULL);
-	j->work.data = j;
+	j->work.work = grpc_work;
+	j->work.done = grpc_done;
 	if (r->method->streaming) {
 		uv_async_init(r->srv->loop, &j->async, on_async);
 		j->async.data = j;
 		vt_grpc_call_on_cancel(call, on_cancel, j);
 	}
-	if (uv_queue_work(r->srv->loop, &j->work, grpc_work, grpc_done)) {
+	if (vt_reqpool_submit(r->srv->pool, &j->work)) {
 		vt_grpc_call_finish(call, VT_GRPC_UNAVAILABLE, "cannot queue");
 		if (r->method->streaming)
 			uv_close((uv_handle_t *)&j->async, grpc_job_free);
@@ -585,10 +588,6 @@ int vt_cli_serve(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	unsigned threads = s.cfg.threads ? (unsigned)s.cfg.threads
 					 : vt_cpu_count();
-	/* Request workers: libuv's pool, sized before its first use. */
-	char tp[16];
-	snprintf(tp, sizeof tp, "%u", threads < 2 ? 2 : threads);
-	setenv("UV_THREADPOOL_SIZE", tp, 1);
 
 	vt_db_opts dbo;
 	vt_db_opts_default(&dbo);
@@ -612,6 +611,11 @@ int vt_cli_serve(int argc, char **argv)
 	ao.version = VT_VERSION;
 	int rc = vt_api_create(s.db, &ao, &s.api);
 	s.loop = uv_default_loop();
+	if (!rc && (rc = vt_reqpool_create(s.loop, threads,
+					   (unsigned)s.cfg.request_spin_us,
+					   &s.pool)))
+		fprintf(stderr, "vectron serve: request workers: %s\n",
+			vt_strerror(rc));
 	if (!rc)
 		rc = start(&s);
 	if (rc && !s.stopping) {
@@ -627,6 +631,7 @@ int vt_cli_serve(int argc, char **argv)
 		}
 	}
 	uv_run(s.loop, UV_RUN_DEFAULT);
+	vt_reqpool_destroy(s.pool); /* nothing in flight: the loop ended */
 	vt_http_server_destroy(s.http);
 	if (!rc) {
 		VT_LOG(VT_LOG_INFO, "serve", "saving index snapshots");

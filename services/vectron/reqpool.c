@@ -1,0 +1,248 @@
+/* reqpool.c: request workers (reqpool.h).
+ *
+ * Why not libuv's thread pool (uv_queue_work): that pool is shared with
+ * everything else on the loop that does blocking work through it, raft_uv's
+ * disk I/O in particular. A request that waits for a Raft commit would hold
+ * one of its threads while the commit waits for raft_uv's disk writes,
+ * queued behind it on the same few threads: requests must never be able to
+ * starve raft's disk work. So serve owns its workers.
+ *
+ * Why spin: a sequential client's next request arrives a few tens of
+ * microseconds after the previous answer. A worker that went to sleep on
+ * the condition variable costs the loop a futex wake and the request a
+ * thread switch-in (on a VM, waking an idle vCPU is an IPI and costs
+ * 5-15 us); a worker still polling the queue picks the job up at once.
+ * The poll is bounded (spin_us) so an idle server sleeps.
+ *
+ * Hand-offs: the queue is a FIFO under `mu`; the loop signals the condition
+ * variable only when no spinning worker will take the job, and after
+ * unlocking (a waiter woken under the lock would block on it at once).
+ * Finished jobs go on the `done` list under `dmu`, then one uv_async_send
+ * outside the lock; the loop takes the whole list per wake-up. */
+#include "reqpool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/error.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+struct vt_reqpool {
+	uv_loop_t *loop;
+	uv_async_t async;  /* a job is done */
+	int closed;        /* async's close callback ran */
+	unsigned inflight; /* loop thread: submitted, `done` not yet run */
+	int destroying;
+
+	pthread_mutex_t mu; /* the queue and the counts below */
+	pthread_cond_t cv;  /* a job was queued, or stop */
+	vt_reqpool_job *head, *tail;
+	unsigned queued, spinning, sleeping;
+	atomic_uint avail;  /* = queued, for spinners (read without mu) */
+	atomic_int stop;
+
+	pthread_mutex_t dmu; /* the done list */
+	vt_reqpool_job *dhead, *dtail;
+
+	uint64_t spin_ns;
+	unsigned workers;
+	pthread_t *threads;
+};
+
+/* Polls for a queued job (or stop) until `until`; mu not held. */
+static void spin(vt_reqpool *p, uint64_t until)
+{
+	for (;;) {
+		for (int i = 0; i < 32; i++) {
+			if (atomic_load_explicit(&p->avail,
+						 memory_order_relaxed) ||
+			    atomic_load_explicit(&p->stop,
+						 memory_order_relaxed))
+				return;
+			cpu_relax();
+		}
+		if (vt_clock_mono_ns() >= until)
+			return;
+	}
+}
+
+static void finish(vt_reqpool *p, vt_reqpool_job *j)
+{
+	j->next = NULL;
+	pthread_mutex_lock(&p->dmu);
+	if (p->dtail)
+		p->dtail->next = j;
+	else
+		p->dhead = j;
+	p->dtail = j;
+	pthread_mutex_unlock(&p->dmu);
+	/* After unlocking: the loop may run at once and take the list. */
+	uv_async_send(&p->async);
+}
+
+static void *worker(void *arg)
+{
+	vt_reqpool *p = arg;
+	uint64_t until = p->spin_ns ? vt_clock_mono_ns() + p->spin_ns : 0;
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		vt_reqpool_job *j = p->head;
+		if (j) {
+			p->head = j->next;
+			if (!p->head)
+				p->tail = NULL;
+			p->queued--;
+			atomic_store_explicit(&p->avail, p->queued,
+					      memory_order_relaxed);
+			pthread_mutex_unlock(&p->mu);
+			j->work(j);
+			finish(p, j);
+			until = p->spin_ns ? vt_clock_mono_ns() + p->spin_ns : 0;
+			pthread_mutex_lock(&p->mu);
+			continue;
+		}
+		if (atomic_load(&p->stop))
+			break;
+		if (until && vt_clock_mono_ns() < until) {
+			p->spinning++;
+			pthread_mutex_unlock(&p->mu);
+			spin(p, until);
+			pthread_mutex_lock(&p->mu);
+			p->spinning--;
+			continue;
+		}
+		until = 0;
+		p->sleeping++;
+		pthread_cond_wait(&p->cv, &p->mu);
+		p->sleeping--;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static void on_done(uv_async_t *a)
+{
+	vt_reqpool *p = a->data;
+	pthread_mutex_lock(&p->dmu);
+	vt_reqpool_job *j = p->dhead;
+	p->dhead = p->dtail = NULL;
+	pthread_mutex_unlock(&p->dmu);
+	while (j) {
+		vt_reqpool_job *next = j->next; /* done() may free j */
+		p->inflight--;
+		j->done(j);
+		j = next;
+	}
+	if (!p->inflight)
+		uv_unref((uv_handle_t *)&p->async);
+}
+
+static void stop_workers(vt_reqpool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	atomic_store(&p->stop, 1);
+	pthread_mutex_unlock(&p->mu);
+	pthread_cond_broadcast(&p->cv);
+	for (unsigned i = 0; i < p->workers; i++)
+		pthread_join(p->threads[i], NULL);
+	p->workers = 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	((vt_reqpool *)h->data)->closed = 1;
+}
+
+static void pool_free(vt_reqpool *p)
+{
+	vt_free(p->threads);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	pthread_mutex_destroy(&p->dmu);
+	vt_free(p);
+}
+
+int vt_reqpool_create(uv_loop_t *loop, unsigned workers, unsigned spin_us,
+		      vt_reqpool **out)
+{
+	if (!workers)
+		workers = 1;
+	vt_reqpool *p = vt_calloc(1, sizeof *p);
+	if (!p)
+		return VT_ENOMEM;
+	p->loop = loop;
+	p->spin_ns = (uint64_t)spin_us * 1000u;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_mutex_init(&p->dmu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	p->threads = vt_calloc(workers, sizeof *p->threads);
+	if (!p->threads) {
+		pool_free(p);
+		return VT_ENOMEM;
+	}
+	if (uv_async_init(loop, &p->async, on_done)) {
+		pool_free(p);
+		return VT_EINTERNAL;
+	}
+	p->async.data = p;
+	uv_unref((uv_handle_t *)&p->async); /* alive only with jobs */
+	for (unsigned i = 0; i < workers; i++) {
+		if (pthread_create(&p->threads[i], NULL, worker, p)) {
+			vt_reqpool_destroy(p);
+			return VT_EINTERNAL;
+		}
+		p->workers++;
+	}
+	*out = p;
+	return 0;
+}
+
+int vt_reqpool_submit(vt_reqpool *p, vt_reqpool_job *j)
+{
+	if (p->destroying)
+		return VT_ESHUTDOWN;
+	if (!p->inflight++)
+		uv_ref((uv_handle_t *)&p->async);
+	j->next = NULL;
+	pthread_mutex_lock(&p->mu);
+	if (p->tail)
+		p->tail->next = j;
+	else
+		p->head = j;
+	p->tail = j;
+	p->queued++;
+	atomic_store_explicit(&p->avail, p->queued, memory_order_relaxed);
+	int wake = p->sleeping && p->queued > p->spinning;
+	pthread_mutex_unlock(&p->mu);
+	if (wake)
+		pthread_cond_signal(&p->cv);
+	return 0;
+}
+
+unsigned vt_reqpool_inflight(const vt_reqpool *p)
+{
+	return p->inflight;
+}
+
+void vt_reqpool_destroy(vt_reqpool *p)
+{
+	if (!p)
+		return;
+	p->destroying = 1;
+	while (p->inflight && p->workers)
+		uv_run(p->loop, UV_RUN_ONCE); /* async is referenced */
+	stop_workers(p);
+	uv_close((uv_handle_t *)&p->async, on_closed);
+	while (!p->closed)
+		uv_run(p->loop, UV_RUN_ONCE);
+	pool_free(p);
+}
