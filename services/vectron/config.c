@@ -38,6 +38,8 @@ static const struct setting table[] = {
 	  "worker threads for requests and shard fan-out; 0 = CPUs"),
 	I(request_spin_us, "VECTRON_REQUEST_SPIN_US", INT, "50", 0, 10000,
 	  "an idle request worker polls its queue this long before sleeping"),
+	I(loop_spin_us, "VECTRON_LOOP_SPIN_US", INT, "100", 0, 10000,
+	  "with one request in flight, the loop polls this long before sleeping"),
 	I(shards, "VECTRON_SHARDS", INT, "0", 0, 256,
 	  "shards of a new collection that does not say; 0 = CPUs"),
 	I(timeout_ms, "VECTRON_TIMEOUT_MS", INT, "30000", 1, 3600000,

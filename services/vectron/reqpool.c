@@ -12,7 +12,13 @@
  * the condition variable costs the loop a futex wake and the request a
  * thread switch-in (on a VM, waking an idle vCPU is an IPI and costs
  * 5-15 us); a worker still polling the queue picks the job up at once.
- * The poll is bounded (spin_us) so an idle server sleeps.
+ * The poll is bounded (spin_us) so an idle server sleeps. For the same
+ * reason the loop itself, while exactly one request is with the workers,
+ * may poll its sockets without blocking (an active uv_idle handle: epoll
+ * with timeout 0) for up to loop_spin_us instead of sleeping, so the
+ * answer does not wait for the loop thread to be woken. Only one: with
+ * several requests in flight the loop has work coming anyway, and its CPU
+ * belongs to the workers.
  *
  * Hand-offs: the queue is a FIFO under `mu`; the loop signals the condition
  * variable only when no spinning worker will take the job, and after
@@ -49,6 +55,8 @@ struct vt_reqpool {
 	int efd;           /* eventfd the workers write to wake the loop */
 	atomic_int woken;  /* an eventfd write is pending for the loop */
 	int closed;        /* poll's close callback ran */
+	uv_idle_t idle;    /* active: the loop polls instead of sleeping */
+	uint64_t loop_spin_ns, loop_spin_until;
 	unsigned inflight; /* loop thread: submitted, `done` not yet run */
 	int destroying;
 
@@ -163,8 +171,19 @@ static void on_done(uv_poll_t *h, int status, int events)
 		j->done(j);
 		j = next;
 	}
-	if (!p->inflight)
+	if (!p->inflight) {
 		uv_unref((uv_handle_t *)&p->poll);
+		uv_idle_stop(&p->idle);
+	}
+}
+
+/* The loop's bounded poll: ends when the request is done, a second one
+ * arrives, or loop_spin_us have passed. */
+static void on_idle(uv_idle_t *h)
+{
+	vt_reqpool *p = h->data;
+	if (p->inflight != 1 || vt_clock_mono_ns() >= p->loop_spin_until)
+		uv_idle_stop(h);
 }
 
 static void stop_workers(vt_reqpool *p)
@@ -195,7 +214,7 @@ static void pool_free(vt_reqpool *p)
 }
 
 int vt_reqpool_create(uv_loop_t *loop, unsigned workers, unsigned spin_us,
-		      vt_reqpool **out)
+		      unsigned loop_spin_us, vt_reqpool **out)
 {
 	if (!workers)
 		workers = 1;
@@ -205,6 +224,7 @@ int vt_reqpool_create(uv_loop_t *loop, unsigned workers, unsigned spin_us,
 	p->loop = loop;
 	p->efd = -1;
 	p->spin_ns = (uint64_t)spin_us * 1000u;
+	p->loop_spin_ns = (uint64_t)loop_spin_us * 1000u;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_mutex_init(&p->dmu, NULL);
 	pthread_cond_init(&p->cv, NULL);
@@ -220,6 +240,9 @@ int vt_reqpool_create(uv_loop_t *loop, unsigned workers, unsigned spin_us,
 	}
 	p->poll.data = p;
 	uv_poll_start(&p->poll, UV_READABLE, on_done);
+	uv_idle_init(loop, &p->idle);
+	p->idle.data = p;
+
 	uv_unref((uv_handle_t *)&p->poll); /* alive only with jobs */
 	for (unsigned i = 0; i < workers; i++) {
 		if (pthread_create(&p->threads[i], NULL, worker, p)) {
@@ -238,6 +261,10 @@ int vt_reqpool_submit(vt_reqpool *p, vt_reqpool_job *j)
 		return VT_ESHUTDOWN;
 	if (!p->inflight++)
 		uv_ref((uv_handle_t *)&p->poll);
+	if (p->loop_spin_ns && p->inflight == 1) {
+		p->loop_spin_until = vt_clock_mono_ns() + p->loop_spin_ns;
+		uv_idle_start(&p->idle, on_idle);
+	}
 	j->next = NULL;
 	pthread_mutex_lock(&p->mu);
 	if (p->tail)
@@ -267,6 +294,7 @@ void vt_reqpool_destroy(vt_reqpool *p)
 	while (p->inflight && p->workers)
 		uv_run(p->loop, UV_RUN_ONCE); /* poll is referenced */
 	stop_workers(p);
+	uv_close((uv_handle_t *)&p->idle, NULL);
 	uv_close((uv_handle_t *)&p->poll, on_closed);
 	while (!p->closed)
 		uv_run(p->loop, UV_RUN_ONCE);

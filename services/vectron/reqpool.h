@@ -23,12 +23,16 @@ typedef struct vt_reqpool_job {
 /* Starts `workers` (>= 1) threads that take jobs submitted on `loop`.
  * After finishing a job, an idle worker polls the queue for up to
  * `spin_us` microseconds (0: never) before it sleeps, so a request that
- * comes soon after does not pay a thread wake-up. VT_ENOMEM /
+ * comes soon after does not pay a thread wake-up. While exactly one job is
+ * in flight, the loop polls its I/O without blocking for up to
+ * `loop_spin_us` after the submit (0: never) so the answer does not pay
+ * the loop's wake-up either. Both cost CPU that other threads on the
+ * machine may need. VT_ENOMEM /
  * VT_EINTERNAL. The pool holds a handle on `loop` that keeps uv_run going
  * only while jobs are in flight (as uv_queue_work does). Release with
  * vt_reqpool_destroy. */
 int vt_reqpool_create(uv_loop_t *loop, unsigned workers, unsigned spin_us,
-		      vt_reqpool **out);
+		      unsigned loop_spin_us, vt_reqpool **out);
 
 /* Queues `j` (loop thread only). Its `done` runs on the loop once `work`
  * has returned, exactly once. VT_ESHUTDOWN after vt_reqpool_destroy

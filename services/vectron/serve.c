@@ -613,6 +613,7 @@ int vt_cli_serve(int argc, char **argv)
 	s.loop = uv_default_loop();
 	if (!rc && (rc = vt_reqpool_create(s.loop, threads,
 					   (unsigned)s.cfg.request_spin_us,
+					   (unsigned)s.cfg.loop_spin_us,
 					   &s.pool)))
 		fprintf(stderr, "vectron serve: request workers: %s\n",
 			vt_strerror(rc));

@@ -110,7 +110,7 @@ static void test_all_jobs_once(void **state)
 			assert_int_equal(uv_loop_init(&loop), 0);
 			struct ctx *cx = ctx_new();
 			assert_int_equal(vt_reqpool_create(&loop, workers[w],
-							   spins[s], &cx->p),
+							   spins[s], spins[s], &cx->p),
 					 0);
 			for (int i = 0; i < N; i++)
 				assert_int_equal(
@@ -133,7 +133,7 @@ static void test_one_worker_fifo(void **state)
 	uv_loop_t loop;
 	assert_int_equal(uv_loop_init(&loop), 0);
 	struct ctx *cx = ctx_new();
-	assert_int_equal(vt_reqpool_create(&loop, 1, 20, &cx->p), 0);
+	assert_int_equal(vt_reqpool_create(&loop, 1, 20, 0, &cx->p), 0);
 	for (int i = 0; i < N; i++)
 		assert_int_equal(vt_reqpool_submit(cx->p, &cx->jobs[i].j), 0);
 	uv_run(&loop, UV_RUN_DEFAULT);
@@ -155,7 +155,7 @@ static void test_done_submits(void **state)
 	assert_int_equal(uv_loop_init(&loop), 0);
 	struct ctx *cx = ctx_new();
 	cx->resubmit = 1;
-	assert_int_equal(vt_reqpool_create(&loop, 2, 0, &cx->p), 0);
+	assert_int_equal(vt_reqpool_create(&loop, 2, 0, 0, &cx->p), 0);
 	for (int i = 0; i < N / 2; i++)
 		assert_int_equal(vt_reqpool_submit(cx->p, &cx->jobs[i].j), 0);
 	uv_run(&loop, UV_RUN_DEFAULT);
@@ -176,7 +176,7 @@ static void test_sequential_wakeups(void **state)
 		uv_loop_t loop;
 		assert_int_equal(uv_loop_init(&loop), 0);
 		struct ctx *cx = ctx_new();
-		assert_int_equal(vt_reqpool_create(&loop, 2, 100, &cx->p), 0);
+		assert_int_equal(vt_reqpool_create(&loop, 2, 100, 100, &cx->p), 0);
 		for (int i = 0; i < 200; i++) {
 			assert_int_equal(vt_reqpool_submit(cx->p, &cx->jobs[i].j),
 					 0);
@@ -203,7 +203,7 @@ static void test_destroy_drains(void **state)
 	assert_int_equal(uv_loop_init(&loop), 0);
 	struct ctx *cx = ctx_new();
 	cx->sleep_us = 200;
-	assert_int_equal(vt_reqpool_create(&loop, 2, 0, &cx->p), 0);
+	assert_int_equal(vt_reqpool_create(&loop, 2, 0, 0, &cx->p), 0);
 	for (int i = 0; i < 50; i++)
 		assert_int_equal(vt_reqpool_submit(cx->p, &cx->jobs[i].j), 0);
 	vt_reqpool_destroy(cx->p); /* without running the loop first */
