@@ -20,6 +20,12 @@
  * several requests in flight the loop has work coming anyway, and its CPU
  * belongs to the workers.
  *
+ * Polling only pays when a CPU is free: on a busy machine the polling
+ * thread takes the CPU (and its fair share) from the threads that would
+ * answer. So a poll that finds it was descheduled (two clock readings more
+ * than CONTENDED_NS apart) turns polling off, for workers and loop alike,
+ * for BACKOFF_NS; the pool then behaves as if both knobs were 0.
+ *
  * Hand-offs: the queue is a FIFO under `mu`; the loop signals the condition
  * variable only when no spinning worker will take the job, and after
  * unlocking (a waiter woken under the lock would block on it at once).
@@ -49,6 +55,9 @@
 #define cpu_relax() ((void)0)
 #endif
 
+#define CONTENDED_NS 30000u  /* a gap this long while polling: preempted */
+#define BACKOFF_NS 50000000u /* then no polling for 50 ms */
+
 struct vt_reqpool {
 	uv_loop_t *loop;
 	uv_poll_t poll;    /* on `efd`: a job is done */
@@ -71,13 +80,33 @@ struct vt_reqpool {
 	vt_reqpool_job *dhead, *dtail;
 
 	uint64_t spin_ns;
+	_Atomic uint64_t backoff_until; /* no polling before this (mono ns) */
+	uint64_t loop_last;             /* loop thread: last idle callback */
 	unsigned workers;
 	pthread_t *threads;
 };
 
+/* Whether polling is allowed at `now`; else the machine was found busy. */
+static int may_poll(vt_reqpool *p, uint64_t now)
+{
+	return now >= atomic_load_explicit(&p->backoff_until,
+					   memory_order_relaxed);
+}
+
+/* A poll saw a gap from `last` to `now`: descheduled means contended. */
+static int preempted(vt_reqpool *p, uint64_t last, uint64_t now)
+{
+	if (now - last < CONTENDED_NS)
+		return 0;
+	atomic_store_explicit(&p->backoff_until, now + BACKOFF_NS,
+			      memory_order_relaxed);
+	return 1;
+}
+
 /* Polls for a queued job (or stop) until `until`; mu not held. */
 static void spin(vt_reqpool *p, uint64_t until)
 {
+	uint64_t last = vt_clock_mono_ns();
 	for (;;) {
 		for (int i = 0; i < 32; i++) {
 			if (atomic_load_explicit(&p->avail,
@@ -87,8 +116,10 @@ static void spin(vt_reqpool *p, uint64_t until)
 				return;
 			cpu_relax();
 		}
-		if (vt_clock_mono_ns() >= until)
+		uint64_t now = vt_clock_mono_ns();
+		if (now >= until || preempted(p, last, now))
 			return;
+		last = now;
 	}
 }
 
@@ -133,7 +164,8 @@ static void *worker(void *arg)
 		}
 		if (atomic_load(&p->stop))
 			break;
-		if (until && vt_clock_mono_ns() < until) {
+		uint64_t now = until ? vt_clock_mono_ns() : 0;
+		if (until && now < until && may_poll(p, now)) {
 			p->spinning++;
 			pthread_mutex_unlock(&p->mu);
 			spin(p, until);
@@ -182,8 +214,11 @@ static void on_done(uv_poll_t *h, int status, int events)
 static void on_idle(uv_idle_t *h)
 {
 	vt_reqpool *p = h->data;
-	if (p->inflight != 1 || vt_clock_mono_ns() >= p->loop_spin_until)
+	uint64_t now = vt_clock_mono_ns();
+	if (p->inflight != 1 || now >= p->loop_spin_until ||
+	    preempted(p, p->loop_last, now))
 		uv_idle_stop(h);
+	p->loop_last = now;
 }
 
 static void stop_workers(vt_reqpool *p)
@@ -262,8 +297,12 @@ int vt_reqpool_submit(vt_reqpool *p, vt_reqpool_job *j)
 	if (!p->inflight++)
 		uv_ref((uv_handle_t *)&p->poll);
 	if (p->loop_spin_ns && p->inflight == 1) {
-		p->loop_spin_until = vt_clock_mono_ns() + p->loop_spin_ns;
-		uv_idle_start(&p->idle, on_idle);
+		uint64_t now = vt_clock_mono_ns();
+		if (may_poll(p, now)) {
+			p->loop_spin_until = now + p->loop_spin_ns;
+			p->loop_last = now;
+			uv_idle_start(&p->idle, on_idle);
+		}
 	}
 	j->next = NULL;
 	pthread_mutex_lock(&p->mu);
