@@ -27,7 +27,7 @@
  * for BACKOFF_NS; the pool then behaves as if both knobs were 0.
  *
  * Hand-offs: the queue is a FIFO under `mu`; the loop signals the condition
- * variable only when no spinning worker will take the job, and after
+ * variable only when no live polling worker will take the job, and after
  * unlocking (a waiter woken under the lock would block on it at once).
  * Finished jobs go on the `done` list under `dmu`; after unlocking, the
  * worker wakes the loop with one eventfd write unless a wake-up is already
@@ -57,6 +57,7 @@
 
 #define CONTENDED_NS 30000u  /* a gap this long while polling: preempted */
 #define BACKOFF_NS 50000000u /* then no polling for 50 ms */
+#define STALE_NS 10000u      /* a poller silent this long is descheduled */
 
 struct vt_reqpool {
 	uv_loop_t *loop;
@@ -81,6 +82,7 @@ struct vt_reqpool {
 
 	uint64_t spin_ns;
 	_Atomic uint64_t backoff_until; /* no polling before this (mono ns) */
+	_Atomic uint64_t beat;          /* a polling worker's last clock read */
 	uint64_t loop_last;             /* loop thread: last idle callback */
 	unsigned workers;
 	pthread_t *threads;
@@ -107,6 +109,7 @@ static int preempted(vt_reqpool *p, uint64_t last, uint64_t now)
 static void spin(vt_reqpool *p, uint64_t until)
 {
 	uint64_t last = vt_clock_mono_ns();
+	atomic_store_explicit(&p->beat, last, memory_order_relaxed);
 	for (;;) {
 		for (int i = 0; i < 32; i++) {
 			if (atomic_load_explicit(&p->avail,
@@ -117,6 +120,7 @@ static void spin(vt_reqpool *p, uint64_t until)
 			cpu_relax();
 		}
 		uint64_t now = vt_clock_mono_ns();
+		atomic_store_explicit(&p->beat, now, memory_order_relaxed);
 		if (now >= until || preempted(p, last, now))
 			return;
 		last = now;
@@ -313,7 +317,13 @@ int vt_reqpool_submit(vt_reqpool *p, vt_reqpool_job *j)
 	p->tail = j;
 	p->queued++;
 	atomic_store_explicit(&p->avail, p->queued, memory_order_relaxed);
-	int wake = p->sleeping && p->queued > p->spinning;
+	/* A polling worker will take it, unless it was descheduled in its
+	 * poll (no heartbeat for STALE_NS): then the job would wait for that
+	 * worker's next time slice, milliseconds on a busy machine. */
+	int wake = p->sleeping &&
+		   (p->queued > p->spinning ||
+		    vt_clock_mono_ns() - atomic_load_explicit(
+			    &p->beat, memory_order_relaxed) > STALE_NS);
 	pthread_mutex_unlock(&p->mu);
 	if (wake)
 		pthread_cond_signal(&p->cv);
