@@ -76,6 +76,7 @@ struct vt_repl {
 	struct raft_buffer *qbufs;
 	item *qitems;
 	unsigned qn;
+	size_t qbytes;           /* bytes queued (padded entries) */
 	batch *inflight;
 	/* leadership */
 	struct raft_barrier barrier;
@@ -105,6 +106,7 @@ void vt_repl_opts_default(vt_repl_opts *o, const char *dir)
 	o->dir = dir;
 	vt_shard_opts_default(&o->shard);
 	o->batch_max = 64;
+	o->batch_bytes = 8u << 20;
 }
 
 static void deliver(item *it, int status, const vt_shard_result *res,
@@ -616,7 +618,9 @@ int vt_repl_propose(vt_repl *r, const void *cmd, size_t len, vt_repl_cb cb,
 	r->qbufs[r->qn].base = p;
 	r->qbufs[r->qn].len = plen;
 	r->qitems[r->qn] = (item){cb, ud, 0};
-	if (++r->qn == r->o.batch_max)
+	r->qbytes += plen;
+	if (++r->qn == r->o.batch_max ||
+	    (r->o.batch_bytes && r->qbytes >= r->o.batch_bytes))
 		vt_repl_flush(r);
 	return 0;
 }
@@ -636,6 +640,7 @@ static void flush_proposals(vt_repl *r)
 	if (!n)
 		return;
 	r->qn = 0;
+	r->qbytes = 0;
 	batch *b = vt_calloc(1, sizeof *b + n * sizeof(item));
 	int rc = VT_ENOMEM;
 	const char *msg = "out of memory";

@@ -317,6 +317,8 @@ static int group_prepare(vt_repl_hgroup *g, const vt_repl_group_spec *s,
 	}
 	g->io_close = g->io.close;
 	g->io.close = io_close_guarded;
+	if (g->h->o.segment_bytes)
+		raft_uv_set_segment_size(&g->io, g->h->o.segment_bytes);
 	if ((rc = raft_init(&g->raft, &g->io, vt_repl_fsm(g->repl),
 			    s->self ? s->self : 1, g->h->addr))) {
 		vt_errmsg_set(err, VT_EIO, "%s: raft: %s", g->dir,

@@ -35,6 +35,11 @@ typedef struct vt_repl_host_opts {
 	 * restarts while a snapshot to it fails would wait that long). Must
 	 * exceed the time to send a whole shard. */
 	unsigned install_snapshot_ms;
+	/* raft_uv's log segment size; 0 = its default (8 MiB). Segments are
+	 * preallocated (a few per group), so bigger ones cost disk per group;
+	 * with large entries a segment fills every batch or two and raft_uv
+	 * keeps preparing new files (research §1.3). */
+	size_t segment_bytes;
 	unsigned wait_ready_ms;   /* how long a write waits for its group to
 				     have a ready leader here, default 5000 */
 } vt_repl_host_opts;
