@@ -1162,6 +1162,12 @@ static int run_one(const opts *o, const vt_bench_data *d, const char *rundir, un
 	if ((rc = grpc_ingest(&g, "fm_grpc", d, srv.pid, &rr->ing_grpc, err)))
 		goto out;
 	fprintf(stderr, "  %.0f vectors/s\n  REST ingest\n", rr->ing_grpc.rate);
+	/* The REST connection sat idle through the gRPC ingest, which on a
+	 * loaded machine takes over the server's 60 s keep-alive idle
+	 * timeout: the server closes it. Ingest on a fresh one. */
+	hcli_close(&h);
+	if ((rc = hcli_open(&h, srv.rest_port, err)))
+		goto out;
 	if ((rc = rest_ingest(&h, "fm_rest", d, srv.pid, &rr->ing_rest, err)))
 		goto out;
 	fprintf(stderr, "  %.0f vectors/s\n", rr->ing_rest.rate);

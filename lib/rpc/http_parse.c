@@ -27,7 +27,7 @@
 enum state {
 	ST_IDLE,    /* between requests: idle timer */
 	ST_READING, /* a request has begun: read deadline */
-	ST_HANDLER, /* the request is with the handler: reading stopped */
+	ST_HANDLER, /* the request is with the handler */
 	ST_WRITING, /* response queued, waiting for the write to finish */
 };
 
@@ -61,6 +61,7 @@ struct vt__http_conn {
 	int drain;        /* server shutdown: close after this response */
 	int want_close;   /* close after this response (upgrade, CONNECT) */
 	int in_pump;
+	int reading;      /* io->set_reading(1) is in effect */
 	int err_status;   /* set by a callback that failed on a limit */
 	const char *err_code;
 	char err_msg[160];
@@ -191,6 +192,14 @@ static const char *reason(int st)
 
 /* ---- connection state ------------------------------------------------ */
 
+static void set_reading(vt__http_conn *c, int on)
+{
+	if (c->reading == on)
+		return;
+	c->reading = on;
+	c->io->set_reading(c->io_ud, on);
+}
+
 static void set_state(vt__http_conn *c, enum state st)
 {
 	if (c->state == st)
@@ -200,14 +209,17 @@ static void set_state(vt__http_conn *c, enum state st)
 		return;
 	switch (st) {
 	case ST_IDLE:
-		c->io->set_reading(c->io_ud, 1);
+		set_reading(c, 1);
 		c->io->set_timer(c->io_ud, c->cfg->opts.idle_timeout_ms);
 		break;
 	case ST_READING:
 		c->io->set_timer(c->io_ud, c->cfg->opts.read_timeout_ms);
 		break;
 	case ST_HANDLER:
-		c->io->set_reading(c->io_ud, 0);
+		/* Reading goes on: input that arrives before the answer
+		 * (pipelining) is held, and only then is reading stopped
+		 * (vt__http_conn_feed). Stopping it here for every request
+		 * cost two epoll_ctl calls per request on the loop. */
 		c->io->set_timer(c->io_ud, 0);
 		break;
 	case ST_WRITING:
@@ -658,6 +670,8 @@ void vt__http_conn_feed(vt__http_conn *c, const uint8_t *data, size_t len)
 		return; /* a closing connection discards what still arrives */
 	if (!can_parse(c) || c->pending.len > c->pend_off || c->in_pump) {
 		hold(c, data, len);
+		if (!can_parse(c) && !c->closing)
+			set_reading(c, 0); /* back-pressure until ST_IDLE */
 		pump(c);
 		return;
 	}
@@ -665,8 +679,11 @@ void vt__http_conn_feed(vt__http_conn *c, const uint8_t *data, size_t len)
 	size_t off = 0;
 	while (off < len && can_parse(c))
 		off += parse(c, data + off, len - off);
-	if (off < len && !c->closing)
+	if (off < len && !c->closing) {
 		hold(c, data + off, len - off);
+		if (!can_parse(c) && !c->closing)
+			set_reading(c, 0);
+	}
 	c->in_pump = 0;
 	maybe_free(c);
 	if (!c->released)

@@ -16,6 +16,8 @@ typedef struct vt_serve_config {
 	int grpc_port;
 	int raft_port;
 	int threads;            /* 0 = online CPUs */
+	int request_spin_us;    /* reqpool.h: idle workers poll this long */
+	int loop_spin_us;       /* reqpool.h: the loop polls this long */
 	int shards;             /* default shard_count, 0 = online CPUs */
 	int timeout_ms;
 	long long max_body_bytes;

@@ -1,6 +1,7 @@
 /* serve.c: `vectron serve` (serve.h). The loop thread only parses framing
- * and routes; every request is decoded, run and encoded on libuv's thread
- * pool, and the answer goes back on the loop. SIGTERM/SIGINT: stop
+ * and routes; every request is decoded, run and encoded on a request worker
+ * (reqpool.c, not libuv's thread pool), and the answer goes back on the
+ * loop. SIGTERM/SIGINT: stop
  * accepting, let requests in flight finish (shutdown_grace_ms), save every
  * shard's index snapshot, close. */
 #include "serve.h"
@@ -21,6 +22,7 @@
 #include "base/text.h"
 #include "config.h"
 #include "raftw.h"
+#include "reqpool.h"
 #include "rest.h"
 #include "rpc/grpc.h"
 #include "rpc/http.h"
@@ -35,12 +37,9 @@ struct server {
 	vt_api *api;
 	vt_http_server *http;
 	vt_grpc_server *grpc;
+	vt_reqpool *pool; /* request workers */
 	uv_signal_t sigterm, sigint;
 	int stopping;
-	/* Request jobs running on libuv's pool, at most jobs_max at once: the
-	 * pool also does raft_uv's disk work, which the jobs wait for. */
-	unsigned jobs, jobs_max;
-	struct gjob *jobs_head, *jobs_tail;
 	struct grpc_route *routes; /* one per API method */
 };
 
@@ -56,78 +55,10 @@ static uint64_t deadline_from(const struct server *s, uint64_t asked)
 	return vt_clock_mono_ns() + (uint64_t)s->cfg.timeout_ms * 1000000u;
 }
 
-/* ---- request jobs ------------------------------------------------------------- */
-
-/* A request job on libuv's pool. Writes wait there for their raft group,
- * whose log writes also run on that pool: if every pool thread held a
- * waiting write, nothing could commit. So at most jobs_max jobs run (the
- * pool has two threads more) and the rest wait here, in order. */
-struct gjob {
-	struct gjob *next;
-	struct server *srv;
-	uv_work_t w;
-	uv_work_t *job;
-	uv_work_cb fn;
-	uv_after_work_cb after;
-};
-
-static void gjob_work(uv_work_t *w)
-{
-	struct gjob *g = w->data;
-	g->fn(g->job);
-}
-
-static void gjob_start(struct server *s);
-
-static void gjob_after(uv_work_t *w, int status)
-{
-	struct gjob *g = w->data;
-	struct server *s = g->srv;
-	g->after(g->job, status);
-	vt_free(g);
-	s->jobs--;
-	gjob_start(s);
-}
-
-static void gjob_start(struct server *s)
-{
-	while (s->jobs_head && s->jobs < s->jobs_max) {
-		struct gjob *g = s->jobs_head;
-		s->jobs_head = g->next;
-		if (!s->jobs_head)
-			s->jobs_tail = NULL;
-		s->jobs++;
-		if (uv_queue_work(s->loop, &g->w, gjob_work, gjob_after)) {
-			/* cannot happen with a valid loop and callbacks */
-			s->jobs--;
-			g->after(g->job, UV_ECANCELED);
-			vt_free(g);
-		}
-	}
-}
-
-/* As uv_queue_work, through the gate above. Fails only for memory. */
-static int queue_job(struct server *s, uv_work_t *job, uv_work_cb fn,
-		     uv_after_work_cb after)
-{
-	struct gjob *g = vt_calloc(1, sizeof *g);
-	if (!g)
-		return VT_ENOMEM;
-	*g = (struct gjob){NULL, s, {0}, job, fn, after};
-	g->w.data = g;
-	if (s->jobs_tail)
-		s->jobs_tail->next = g;
-	else
-		s->jobs_head = g;
-	s->jobs_tail = g;
-	gjob_start(s);
-	return 0;
-}
-
 /* ---- REST ---------------------------------------------------------------------- */
 
 struct rest_job {
-	uv_work_t work;
+	vt_reqpool_job work;
 	struct server *srv;
 	vt_http_req *req;
 	vt_rest_match m;
@@ -303,9 +234,9 @@ done:
 	vt_arena_destroy(a); /* after encoding: the response lives in it */
 }
 
-static void rest_work(uv_work_t *w)
+static void rest_work(vt_reqpool_job *w)
 {
-	struct rest_job *j = w->data;
+	struct rest_job *j = (struct rest_job *)w;
 	if (j->m.route->special == VT_REST_METRICS) {
 		int rc = vt_api_metrics(j->srv->api, &j->out);
 		j->ctype = "text/plain; version=0.0.4";
@@ -318,10 +249,9 @@ static void rest_work(uv_work_t *w)
 	rest_api(j);
 }
 
-static void rest_done(uv_work_t *w, int status)
+static void rest_done(vt_reqpool_job *w)
 {
-	struct rest_job *j = w->data;
-	(void)status;
+	struct rest_job *j = (struct rest_job *)w;
 	if (j->code && (j->status == 429 || j->status == 503)) {
 		/* overload: tell clients when to come back */
 		char body[512];
@@ -390,8 +320,9 @@ static void on_http(void *ud, vt_http_req *req)
 	j->ctype = "application/json";
 	j->method = m.route->method ? vt_api_method_find(m.route->method) : NULL;
 	vt_buf_init(&j->out, (size_t)1 << 31);
-	j->work.data = j;
-	if (queue_job(s, &j->work, rest_work, rest_done)) {
+	j->work.work = rest_work;
+	j->work.done = rest_done;
+	if (vt_reqpool_submit(s->pool, &j->work)) {
 		vt_free(j);
 		vt_http_respond_error(req, 503, "UNAVAILABLE", "cannot queue");
 	}
@@ -406,7 +337,7 @@ struct frame {
 };
 
 struct grpc_job {
-	uv_work_t work;
+	vt_reqpool_job work;  /* first: the pool's callbacks cast back */
 	uv_async_t async;     /* streaming: wakes the loop to send frames */
 	struct server *srv;
 	vt_grpc_call *call;
@@ -469,9 +400,9 @@ static void on_cancel(vt_grpc_call *c, void *ud)
 	atomic_store(&j->cancelled, 1);
 }
 
-static void grpc_work(uv_work_t *w)
+static void grpc_work(vt_reqpool_job *w)
 {
-	struct grpc_job *j = w->data;
+	struct grpc_job *j = (struct grpc_job *)w;
 	vt_arena *a = vt_arena_create(0);
 	if (!a) {
 		j->rc = vt_errmsg_set(&j->err, VT_ENOMEM, "out of memory");
@@ -502,10 +433,9 @@ static void grpc_job_free(uv_handle_t *h)
 	vt_free(j);
 }
 
-static void grpc_done(uv_work_t *w, int status)
+static void grpc_done(vt_reqpool_job *w)
 {
-	struct grpc_job *j = w->data;
-	(void)status;
+	struct grpc_job *j = (struct grpc_job *)w;
 	if (j->method->streaming)
 		send_frames(j);
 	if (j->rc)
@@ -537,13 +467,14 @@ static void on_grpc(vt_grpc_call *call, void *ud)
 	j->call = call;
 	j->method = r->method;
 	pthread_mutex_init(&j->mu, NULL);
-	j->work.data = j;
+	j->work.work = grpc_work;
+	j->work.done = grpc_done;
 	if (r->method->streaming) {
 		uv_async_init(r->srv->loop, &j->async, on_async);
 		j->async.data = j;
 		vt_grpc_call_on_cancel(call, on_cancel, j);
 	}
-	if (queue_job(r->srv, &j->work, grpc_work, grpc_done)) {
+	if (vt_reqpool_submit(r->srv->pool, &j->work)) {
 		vt_grpc_call_finish(call, VT_GRPC_UNAVAILABLE, "cannot queue");
 		if (r->method->streaming)
 			uv_close((uv_handle_t *)&j->async, grpc_job_free);
@@ -661,11 +592,6 @@ int vt_cli_serve(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	unsigned threads = s.cfg.threads ? (unsigned)s.cfg.threads
 					 : vt_cpu_count();
-	/* Request workers: libuv's pool, sized before its first use. */
-	char tp[16];
-	s.jobs_max = threads < 2 ? 2 : threads;
-	snprintf(tp, sizeof tp, "%u", s.jobs_max + 2);
-	setenv("UV_THREADPOOL_SIZE", tp, 1);
 
 	vt_db_opts dbo;
 	vt_db_opts_default(&dbo);
@@ -699,6 +625,12 @@ int vt_cli_serve(int argc, char **argv)
 	ao.default_timeout_ms = (uint32_t)s.cfg.timeout_ms;
 	ao.version = VT_VERSION;
 	int rc = vt_api_create(s.db, &ao, &s.api);
+	if (!rc && (rc = vt_reqpool_create(s.loop, threads,
+					   (unsigned)s.cfg.request_spin_us,
+					   (unsigned)s.cfg.loop_spin_us,
+					   &s.pool)))
+		fprintf(stderr, "vectron serve: request workers: %s\n",
+			vt_strerror(rc));
 	if (!rc)
 		rc = start(&s);
 	if (rc && !s.stopping) {
@@ -714,6 +646,7 @@ int vt_cli_serve(int argc, char **argv)
 		}
 	}
 	uv_run(s.loop, UV_RUN_DEFAULT);
+	vt_reqpool_destroy(s.pool); /* nothing in flight: the loop ended */
 	/* No request runs any more: no write can be waiting for a group. */
 	vt_raftw_close(s.raftw);
 	vt_http_server_destroy(s.http);
