@@ -197,6 +197,8 @@ int vt_shard_open(const char *dir, const vt_shard_opts *o, vt_shard **out,
 	int exists = data && stat(data, &sb) == 0;
 	vt_free(data);
 	so.dim = o->create && !exists ? o->create->dim : 0;
+	/* Files but no format record: a first open killed half-way. */
+	so.new_dim = o->create ? o->create->dim : 0;
 	so.sync = o->store_sync;
 	so.map_max = o->map_max;
 	if (so.map_initial > so.map_max) /* a store smaller than the default start */

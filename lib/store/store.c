@@ -377,18 +377,19 @@ static int env_open(vt_store *st, vt_errmsg *e)
 					   ps.ms_entries);
 			goto err;
 		}
-		if (st->o.dim == 0 || st->o.dim > VT_STORE_MAX_DIM) {
+		uint32_t ndim = st->o.dim ? st->o.dim : st->o.new_dim;
+		if (ndim == 0 || ndim > VT_STORE_MAX_DIM) {
 			rc = vt_errmsg_set(e, VT_EINVAL,
 					   "dim: %u is out of 1..%u (required to create a store)",
-					   st->o.dim, VT_STORE_MAX_DIM);
+					   ndim, VT_STORE_MAX_DIM);
 			goto err;
 		}
 		if ((rc = meta_put_u64(txn, st->meta, K_FORMAT, VT_STORE_FORMAT, e)) ||
-		    (rc = meta_put_u64(txn, st->meta, K_DIM, st->o.dim, e)) ||
+		    (rc = meta_put_u64(txn, st->meta, K_DIM, ndim, e)) ||
 		    (rc = meta_put_u64(txn, st->meta, K_APPLIED, 0, e)) ||
 		    (rc = meta_put_u64(txn, st->meta, K_NEXT, 0, e)))
 			goto err;
-		st->dim = st->o.dim;
+		st->dim = ndim;
 	} else if (rc) {
 		goto err;
 	} else {

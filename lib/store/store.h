@@ -49,6 +49,10 @@ typedef struct vt_store_opts {
 	size_t max_payload;      /* bytes of one payload, default 1 MiB */
 	int create;              /* nonzero (default): create dir and store if
 				    missing; zero: VT_ENOENT if missing */
+	uint32_t new_dim;        /* with dim 0: the dimension to create the
+				    store with if it is new (files without a
+				    format record: a first open that a crash
+				    interrupted), unchecked otherwise; 0 none */
 } vt_store_opts;
 
 VT_API void vt_store_opts_default(vt_store_opts *o);
