@@ -432,8 +432,10 @@ def test_disk_full_on_one_replica(cluster_root):
     assert all(v == 0 for v in codes.values()), codes
 
 
-def test_corrupt_snapshot_refused(cluster_root):
-    """A follower's snapshot file damaged on disk while it was down: it
+@pytest.mark.parametrize("damage", ["overwrite", "truncate"])
+def test_corrupt_snapshot_refused(cluster_root, damage):
+    """A follower's snapshot file damaged on disk (bytes overwritten in the
+    middle, or the file cut in half) while it was down: it
     refuses to start from it with a clear error instead of serving wrong
     data; the others keep the group going; once the replica's files are
     removed it rejoins and is rebuilt from the leader by snapshot."""
@@ -451,8 +453,11 @@ def test_corrupt_snapshot_refused(cluster_root):
         assert snaps, os.listdir(rdir)
         path = os.path.join(rdir, snaps[-1])
         with open(path, "r+b") as f:
-            f.seek(os.path.getsize(path) // 2)
-            f.write(b"\xff" * 64)
+            if damage == "truncate":
+                f.truncate(os.path.getsize(path) // 2)
+            else:
+                f.seek(os.path.getsize(path) // 2)
+                f.write(b"\xff" * 64)
         with pytest.raises(AssertionError):
             victim.start()  # must not come up on a damaged snapshot
         victim.proc.wait(30)
