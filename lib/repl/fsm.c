@@ -121,16 +121,16 @@ static void deliver(item *it, int status, const vt_repl_result *res,
 	if (it->done)
 		return;
 	it->done = 1;
-	res = status ? NULL : res;
 	msg = msg ? msg : "";
+	/* res is set only when the state machine answered: 0 or a verdict. */
 	if (it->cb)
 		it->cb(it->ud, status, res, msg);
 	if (!it->shard_cb)
 		return;
 	vt_shard_result sr;
-	if (res)
+	if (res && !status)
 		vt_repl_result_shard(res, &sr);
-	it->shard_cb(it->ud, status, res ? &sr : NULL, msg);
+	it->shard_cb(it->ud, status, res && !status ? &sr : NULL, msg);
 }
 
 static void batch_unlink_free(vt_repl *r, batch *b)

@@ -382,9 +382,9 @@ static void apply_cb(void *ud, int status, const vt_repl_result *res,
 		     const char *msg)
 {
 	struct op *op = ud;
-	if (!status && res)
+	if (res) /* applied, or a verdict */
 		*op->res = *res;
-	else if (status)
+	if (status)
 		vt_errmsg_set(op->err, status, "%s", msg);
 	finish(op->g->h, op, status);
 }

@@ -113,16 +113,19 @@ VT_API int vt_repl_host_apply(vt_repl_host *h, vt_repl_hgroup *g,
 
 /* vt_repl_host_apply for any state machine: on 0, *res holds its result
  * (read it with its reader, e.g. vt_pd_sm_result); a rejection returns
- * the state machine's verdict. vt_repl_host_apply is this plus the
- * shard's result type, and refuses (VT_EINVAL) a group of another state
- * machine. */
+ * the state machine's verdict and fills *res too (for the PD: a nonzero
+ * index), while *res stays zeroed when the command never reached it
+ * (VT_EBUSY "not the leader", VT_ECANCELED, ...): that tells the PD's
+ * VT_EBUSY verdict (stale expect_epoch) from "not the leader".
+ * vt_repl_host_apply is this plus the shard's result type (set on 0
+ * only), and refuses (VT_EINVAL) a group of another state machine. */
 VT_API int vt_repl_host_submit(vt_repl_host *h, vt_repl_hgroup *g,
 			       const void *cmd, size_t len,
 			       vt_repl_result *res, vt_errmsg *err);
 
 /* Runs fn(r, ud) on the host thread with the group's adapter and waits
- * for it: the way to read a group's state (vt_repl_shard(r) is valid
- * only inside fn). Returns fn's result, or VT_ESHUTDOWN. */
+ * for it: the way to read a group's state (vt_repl_shard(r) and
+ * vt_repl_sm(r) may be read only inside fn). Returns fn's result, or VT_ESHUTDOWN. */
 VT_API int vt_repl_host_call(vt_repl_host *h, vt_repl_hgroup *g,
 			     int (*fn)(vt_repl *r, struct raft *raft,
 				       void *ud),

@@ -26,7 +26,8 @@ typedef struct vt_repl vt_repl; /* opaque */
  *   0            applied; *res counts what it did (res->index = log index)
  *   VT_EINVAL, VT_ELIMIT, VT_ENOENT, VT_ECORRUPT, VT_EVERSION
  *                rejected by the shard on every replica alike; the log
- *                index is consumed (shard contract, docs/shard.md §3)
+ *                index is consumed (shard contract, docs/shard.md §3;
+ *                other state machines: sm.h, vt_repl_result_cb)
  *   VT_EBUSY     not the leader, or the leader's barrier is not committed
  *                yet (vt_repl_ready): nothing entered the log; retry
  *                at the leader (vt_repl_busy_msg / vt_repl_leader)
@@ -39,9 +40,13 @@ typedef struct vt_repl vt_repl; /* opaque */
 typedef void (*vt_repl_cb)(void *ud, int status, const vt_shard_result *res,
 			   const char *msg);
 
-/* The same, for any state machine: `res` is its opaque result (read it
- * with its reader: vt_repl_result_shard, vt_pd_sm_result), NULL unless
- * status is 0. Rejections are the state machine's verdicts (sm.h). */
+/* The same, for any state machine; rejections are its verdicts (sm.h,
+ * the PD's include VT_EEXIST and VT_EBUSY). `res` is the state machine's
+ * opaque result (read it with vt_repl_result_shard, vt_pd_sm_result),
+ * set whenever the command reached the state machine: status 0 or a
+ * verdict (its index consumed). It is NULL otherwise (VT_EBUSY "not the
+ * leader", VT_ECANCELED, VT_ESHUTDOWN, local failures), which tells a
+ * PD's VT_EBUSY verdict (a stale expect_epoch) from "not the leader". */
 typedef void (*vt_repl_result_cb)(void *ud, int status,
 				  const vt_repl_result *res, const char *msg);
 

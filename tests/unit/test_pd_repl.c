@@ -38,6 +38,7 @@ typedef struct cluster {
 } cluster;
 
 static cluster *g_c;
+static const vt_repl_sm_ops *g_ops2; /* node 2's ops when set */
 
 static void hook(struct raft_fixture *f, struct raft_fixture_event *ev)
 {
@@ -62,7 +63,7 @@ static cluster *cluster_new(unsigned threshold, unsigned trailing)
 		assert_int_equal(vt_pd_meta_new(&c->m[i]), 0);
 		vt_repl_opts o;
 		vt_repl_opts_default(&o, name);
-		o.sm_ops = vt_pd_sm_ops();
+		o.sm_ops = i == 2 && g_ops2 ? g_ops2 : vt_pd_sm_ops();
 		o.sm = c->m[i];
 		vt_errmsg e = {{0}};
 		if (vt_repl_open(&o, &c->r[i], &e))
@@ -96,6 +97,7 @@ static void cluster_free(cluster *c)
 		vt_pd_meta_free(c->m[i]);
 	}
 	g_c = NULL;
+	g_ops2 = NULL;
 	free(c);
 }
 
@@ -120,6 +122,7 @@ static unsigned ready_leader(cluster *c)
 /* One proposal's outcome, from its callback. */
 typedef struct ack {
 	int done, status;
+	int answered;  /* the state machine answered: 0 or a verdict */
 	vt_pd_result res;
 	char msg[256];
 } ack;
@@ -131,6 +134,7 @@ static void ack_cb(void *ud, int status, const vt_repl_result *res,
 	assert_int_equal(a->done, 0); /* exactly once */
 	a->done = 1;
 	a->status = status;
+	a->answered = res != NULL;
 	if (res)
 		vt_pd_sm_result(res, &a->res);
 	else
@@ -290,11 +294,26 @@ static void test_register_and_create(void **state)
 		assert_int_equal(propose(c, ld, &b, &a), k ? VT_EEXIST : 0);
 	}
 	assert_non_null(strstr(a.msg, "other"));
+	assert_true(a.answered); /* a verdict: its index is consumed */
+	assert_int_equal(a.res.index,
+			 raft_last_applied(raft_fixture_get(&c->f, ld)));
+	/* A PD VT_EBUSY verdict (a replica change planned on an older shard
+	 * epoch) is told from "not the leader" by its result. */
+	const vt_pd_collection *dc =
+		vt_pd_meta_find_collection(c->m[ld], "docs", 4);
+	vt_pd_cmd rm = {.type = VT_PD_CMD_REMOVE_REPLICA, .name = "docs",
+			.name_len = 4, .shard = 0,
+			.expect_epoch = dc->shards[0].epoch + 100,
+			.worker = dc->shards[0].replicas[0].worker};
+	enc(&rm, &b);
+	assert_int_equal(propose(c, ld, &b, &a), VT_EBUSY);
+	assert_true(a.answered);
+	assert_non_null(strstr(a.msg, "expect_epoch"));
+	vt_repl_stats st0;
+	vt_repl_stats_get(c->r[ld], &st0);
+	assert_int_equal(st0.rejected, 2);
 	assert_int_equal(vt_pd_meta_applied(c->m[ld]),
 			 raft_last_applied(raft_fixture_get(&c->f, ld)));
-	vt_repl_stats st;
-	vt_repl_stats_get(c->r[ld], &st);
-	assert_int_equal(st.rejected, 1);
 	assert_true(vt_pd_meta_applied(c->m[ld]) > at);
 	vt_buf_free(&b);
 	vt_pd_meta_free(copy);
@@ -404,6 +423,78 @@ static void test_restore_refused(void **state)
 	cluster_free(c);
 }
 
+/* A state machine that breaks the contract while g_lie is set: it
+ * refuses every command with a verdict without consuming its index. */
+static int g_lie;
+
+static int liar_apply(void *sm, uint64_t index, const void *cmd, size_t len,
+		      vt_repl_result *res, vt_errmsg *err)
+{
+	if (g_lie && index > vt_pd_meta_applied(sm))
+		return vt_errmsg_set(err, VT_EINVAL, "liar: refused %llu",
+				     (unsigned long long)index);
+	return vt_pd_sm_ops()->apply(sm, index, cmd, len, res, err);
+}
+
+static bool two_applied(struct raft_fixture *f, void *arg)
+{
+	raft_index want = *(raft_index *)arg;
+	return raft_last_applied(raft_fixture_get(f, 0)) >= want &&
+	       raft_last_applied(raft_fixture_get(f, 1)) >= want;
+}
+
+/* The adapter, not the state machine, enforces "a rejection consumes its
+ * index": the replica whose state machine did not move stops applying
+ * (and would retry the same entry), the others go on; once it keeps the
+ * contract again it catches up to the same metadata. */
+static void test_rejection_must_consume_index(void **state)
+{
+	(void)state;
+	vt_repl_sm_ops liar = *vt_pd_sm_ops();
+	liar.apply = liar_apply;
+	g_ops2 = &liar;
+	cluster *c = cluster_new(0, 0);
+	unsigned ld = ready_leader(c);
+	ack a;
+	/* Any leader: node 2 may lead, and its own callbacks then wait. */
+	assert_int_equal(reg(c, ld, 1, "a", &a), 0);
+	check_same(c, ld);
+	g_lie = 1;
+	vt_pd_cmd cmd = {.type = VT_PD_CMD_REGISTER_WORKER, .worker = 2,
+			 .addr = "h:2", .addr_len = 3, .capacity = 1};
+	vt_buf b;
+	vt_buf_init(&b, 1u << 20);
+	enc(&cmd, &b);
+	memset(&a, 0, sizeof a);
+	assert_int_equal(vt_repl_submit(c->r[ld], b.data, b.len, ack_cb, &a),
+			 0);
+	vt_repl_flush(c->r[ld]);
+	raft_index want = raft_last_index(raft_fixture_get(&c->f, ld));
+	assert_true(raft_fixture_step_until(&c->f, two_applied, &want, 30000));
+	raft_fixture_step_until_elapsed(&c->f, 2000);
+	struct raft *r2 = raft_fixture_get(&c->f, 2);
+	assert_true(raft_last_applied(r2) < want);
+	assert_int_equal(vt_pd_meta_worker_count(c->m[2]), 1);
+	vt_repl_stats st;
+	vt_repl_stats_get(c->r[2], &st);
+	assert_int_equal(st.rejected, 0);
+	assert_int_equal(vt_pd_meta_worker_count(c->m[0]), 2);
+	/* raft 0.15 halts a replica whose apply failed (RAFT_UNAVAILABLE:
+	 * it never applies again; the operator rebuilds it from a peer),
+	 * while the other two keep applying. */
+	g_lie = 0;
+	assert_int_equal(raft_state(r2), RAFT_UNAVAILABLE);
+	unsigned nl = ready_leader(c);
+	assert_int_not_equal(nl, 2);
+	assert_int_equal(reg(c, nl, 3, "b", &a), 0);
+	assert_int_equal(vt_pd_meta_worker_count(c->m[nl]), 3);
+	raft_fixture_step_until_elapsed(&c->f, 2000);
+	assert_true(raft_last_applied(r2) < want);
+	assert_int_equal(vt_pd_meta_worker_count(c->m[2]), 1);
+	vt_buf_free(&b);
+	cluster_free(c);
+}
+
 #ifdef VT_TEST_PD_HOST
 /* ---- a PD group on the host ------------------------------------------------ */
 
@@ -482,6 +573,9 @@ static void test_host_pd_group(void **state)
 	vt_repl_result rr;
 	assert_int_equal(vt_repl_host_submit(h, g, b.data, b.len, &rr, &e),
 			 VT_ENOENT);
+	vt_pd_result vr;
+	vt_pd_sm_result(&rr, &vr);
+	assert_int_not_equal(vr.index, 0); /* a verdict: index consumed */
 	vt_shard_result sr;
 	assert_int_equal(vt_repl_host_apply(h, g, b.data, b.len, &sr, &e),
 			 VT_EINVAL);
@@ -516,6 +610,7 @@ int main(void)
 		cmocka_unit_test(test_leader_crash),
 		cmocka_unit_test(test_snapshot_install),
 		cmocka_unit_test(test_restore_refused),
+		cmocka_unit_test(test_rejection_must_consume_index),
 #ifdef VT_TEST_PD_HOST
 		cmocka_unit_test(test_host_pd_group),
 #endif
