@@ -479,9 +479,9 @@ static void test_rejection_must_consume_index(void **state)
 	vt_repl_stats_get(c->r[2], &st);
 	assert_int_equal(st.rejected, 0);
 	assert_int_equal(vt_pd_meta_worker_count(c->m[0]), 2);
-	/* raft 0.15 halts a replica whose apply failed (RAFT_UNAVAILABLE:
-	 * it never applies again; the operator rebuilds it from a peer),
-	 * while the other two keep applying. */
+	/* raft 0.15 halts a replica whose apply failed (RAFT_UNAVAILABLE;
+	 * on the fixture at once, over raft_uv after retrying the entry:
+	 * docs/replication.md §2.1); the other two keep applying. */
 	g_lie = 0;
 	assert_int_equal(raft_state(r2), RAFT_UNAVAILABLE);
 	unsigned nl = ready_leader(c);
