@@ -1,7 +1,9 @@
-/* fsm.c: the raft_fsm over a shard, group-committed proposals and the
- * new-leader barrier. Everything runs on the raft instance's loop thread:
- * no locks. The shard's own threads (async indexing) are its business. */
+/* fsm.c: the raft_fsm over a state machine (sm.h: a shard by default,
+ * sm_shard.c), group-committed proposals and the new-leader barrier.
+ * Everything runs on the raft instance's loop thread: no locks. The state
+ * machine's own threads (a shard's async indexing) are its business. */
 #include "repl/repl.h"
+#include "repl/repl_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -16,9 +18,11 @@
 #include "base/alloc.h"
 #include "base/log.h"
 
-/* One command of a batch, waiting for its entry to be applied here. */
+/* One command of a batch, waiting for its entry to be applied here. One
+ * of the callbacks is set, or neither. */
 typedef struct item {
-	vt_repl_cb cb;
+	vt_repl_result_cb cb;
+	vt_repl_cb shard_cb;     /* vt_repl_propose's */
 	void *ud;
 	int done;
 } item;
@@ -69,7 +73,9 @@ typedef struct xfer_slot {
 struct vt_repl {
 	struct raft_fsm fsm;     /* first: raft hands us &fsm */
 	struct raft *raft;
-	vt_shard *shard;
+	const vt_repl_sm_ops *ops;
+	void *sm;
+	vt__repl_shard_sm *own;  /* the default state machine, else NULL */
 	vt_repl_opts o;
 	char dir[4096];
 	/* the batch being filled */
@@ -109,14 +115,22 @@ void vt_repl_opts_default(vt_repl_opts *o, const char *dir)
 	o->batch_bytes = 8u << 20;
 }
 
-static void deliver(item *it, int status, const vt_shard_result *res,
+static void deliver(item *it, int status, const vt_repl_result *res,
 		    const char *msg)
 {
 	if (it->done)
 		return;
 	it->done = 1;
+	msg = msg ? msg : "";
+	/* res is set only when the state machine answered: 0 or a verdict. */
 	if (it->cb)
-		it->cb(it->ud, status, status ? NULL : res, msg ? msg : "");
+		it->cb(it->ud, status, res, msg);
+	if (!it->shard_cb)
+		return;
+	vt_shard_result sr;
+	if (res && !status)
+		vt_repl_result_shard(res, &sr);
+	it->shard_cb(it->ud, status, res && !status ? &sr : NULL, msg);
 }
 
 static void batch_unlink_free(vt_repl *r, batch *b)
@@ -160,10 +174,15 @@ static void check_term(vt_repl *r)
 
 /* ---- raft_fsm -------------------------------------------------------------*/
 
-static int is_rejection(int rc)
+/* The verdicts of every state machine (sm.h): a shard's (docs/shard.md
+ * §3) and the PD's (docs/cluster-metadata.md §3), which adds VT_EEXIST
+ * and VT_EBUSY. A state machine that returned one of them without
+ * consuming the index is caught by fsm_apply's check. */
+int vt_repl_is_rejection(int rc)
 {
 	return rc == VT_EINVAL || rc == VT_ELIMIT || rc == VT_ENOENT ||
-	       rc == VT_ECORRUPT || rc == VT_EVERSION;
+	       rc == VT_EEXIST || rc == VT_EBUSY || rc == VT_ECORRUPT ||
+	       rc == VT_EVERSION;
 }
 
 /* Entry format: the command, then 1..8 bytes that pad it to a multiple of
@@ -188,6 +207,71 @@ static size_t entry_len(const struct raft_buffer *buf)
 	return buf->len - pad;
 }
 
+/* Hands the command to the state machine; a full queue (a shard's async
+ * index queue: proposers check it first, but others may fill it
+ * meanwhile) is waited out, as a committed entry cannot be refused. */
+static int sm_apply(vt_repl *r, uint64_t index, const void *cmd, size_t len,
+		    vt_repl_result *res, vt_errmsg *err)
+{
+	int rc, waits = 0;
+	while ((rc = r->ops->apply(r->sm, index, cmd, len, res, err)) ==
+	       VT_EOVERLOAD)
+		if (!waits++)
+			VT_LOG(VT_LOG_WARN, MOD, "%s: entry %" PRIu64
+			       ": %s queue full, waiting", r->dir,
+			       (uint64_t)index, r->ops->name);
+	return rc;
+}
+
+/* Whether this replica may go on after the state machine's answer `rc`
+ * at `index`: 0, or a raft error that stops it. */
+static int apply_outcome(vt_repl *r, uint64_t index, int rc,
+			 const vt_errmsg *err)
+{
+	if (!rc)
+		return 0;
+	if (!vt_repl_is_rejection(rc)) {
+		/* Not applied, index not consumed (disk full, I/O error, out
+		 * of memory): this replica cannot go on. Raft stops applying;
+		 * the operator repairs or rebuilds it from a peer. */
+		VT_LOG(VT_LOG_ERROR, MOD,
+		       "%s: entry %" PRIu64 " not applied: %s (%s): replica "
+		       "stopped",
+		       r->dir, index, err->msg, vt_errname(rc));
+		return RAFT_IOERR;
+	}
+	/* The contract: a rejected command still consumes its index. Check
+	 * it, as a replica that did not would diverge silently. */
+	uint64_t applied = r->ops->applied(r->sm);
+	if (applied != index) {
+		VT_LOG(VT_LOG_ERROR, MOD,
+		       "%s: entry %" PRIu64 " rejected (%s) but the %s is at %"
+		       PRIu64 ": replica stopped",
+		       r->dir, index, err->msg, r->ops->name, applied);
+		return RAFT_IOERR;
+	}
+	return 0;
+}
+
+/* Gives entry `index` (raft's numbering) its result, if this node
+ * proposed it. */
+static void answer(vt_repl *r, raft_index index, int rc,
+		   const vt_repl_result *res, const char *msg)
+{
+	for (batch *b = r->inflight; b; b = b->next) {
+		if (index < b->first || index >= b->first + b->n)
+			continue;
+		item *it = &b->items[index - b->first];
+		if (!it->done) {
+			deliver(it, rc, res, msg);
+			b->n_done++;
+		}
+		if (b->n_done == b->n && b->req_done)
+			batch_unlink_free(r, b);
+		break;
+	}
+}
+
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
 		     void **result)
 {
@@ -195,77 +279,38 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
 	*result = NULL;
 	/* 0.15 does not pass the index: replicationApply sets last_applied
 	 * to this entry's index only after apply returns (research §1.2). */
-	raft_index index = raft_last_applied(r->raft) + 1 + r->o.index_base;
+	raft_index rindex = raft_last_applied(r->raft) + 1;
+	uint64_t index = rindex + r->o.index_base;
 	check_term(r);
 	size_t len = entry_len(buf);
 	if (len == SIZE_MAX) {
-		/* Not written by vt_repl_propose, or damaged on the way: the
+		/* Not written by vt_repl_submit, or damaged on the way: the
 		 * same entry may read otherwise elsewhere, so stop here. */
 		VT_LOG(VT_LOG_ERROR, MOD,
 		       "%s: entry %" PRIu64 " of %zu bytes has no valid "
 		       "padding trailer: replica stopped",
-		       r->dir, (uint64_t)index, buf->len);
+		       r->dir, index, buf->len);
 		return RAFT_CORRUPT;
 	}
-	vt_shard_result res;
+	vt_repl_result res;
+	memset(&res, 0, sizeof res);
 	vt_errmsg err = {{0}};
-	int rc, waits = 0;
-	/* A committed entry cannot be refused, so a full async index queue
-	 * (proposers check it first, but others may fill it meanwhile) is
-	 * waited out rather than stopping the replica. */
-	while ((rc = vt_shard_apply(r->shard, index, buf->base, len,
-				    &res, &err)) == VT_EOVERLOAD)
-		if (!waits++)
-			VT_LOG(VT_LOG_WARN, MOD, "%s: entry %" PRIu64
-			       ": index queue full, waiting", r->dir,
-			       (uint64_t)index);
-	if (rc && is_rejection(rc)) {
-		/* The shard's contract: a rejected command still consumes
-		 * its index. Check it, as a replica that did not would
-		 * diverge silently from the others. */
-		uint64_t applied = 0, indexed = 0;
-		vt_shard_progress(r->shard, &applied, &indexed);
-		if (applied != index) {
-			VT_LOG(VT_LOG_ERROR, MOD,
-			       "%s: entry %" PRIu64 " rejected (%s) but the "
-			       "shard is at %" PRIu64 ": replica stopped",
-			       r->dir, (uint64_t)index, err.msg, applied);
-			return RAFT_IOERR;
-		}
-	}
-	if (rc && !is_rejection(rc)) {
-		/* Not applied, index not consumed (disk full, I/O error,
-		 * overload): this replica cannot go on. Raft stops applying;
-		 * the operator repairs or rebuilds the replica from a peer. */
-		VT_LOG(VT_LOG_ERROR, MOD,
-		       "%s: entry %" PRIu64 " not applied: %s (%s): replica "
-		       "stopped",
-		       r->dir, (uint64_t)index, err.msg, vt_errname(rc));
-		return RAFT_IOERR;
-	}
+	int rc = sm_apply(r, index, buf->base, len, &res, &err);
+	int stop = apply_outcome(r, index, rc, &err);
+	if (stop)
+		return stop;
 	r->st.applied++;
 	if (rc) {
 		r->st.rejected++;
 		VT_LOG(VT_LOG_DEBUG, MOD, "%s: entry %" PRIu64 " rejected: %s",
-		       r->dir, (uint64_t)index, err.msg);
+		       r->dir, index, err.msg);
 	}
-	index -= r->o.index_base; /* back to raft's numbering */
-	for (batch *b = r->inflight; b; b = b->next) {
-		if (index < b->first || index >= b->first + b->n)
-			continue;
-		item *it = &b->items[index - b->first];
-		if (!it->done) {
-			deliver(it, rc, &res, err.msg);
-			b->n_done++;
-		}
-		if (b->n_done == b->n && b->req_done)
-			batch_unlink_free(r, b);
-		break;
-	}
+	answer(r, rindex, rc, &res, err.msg);
 	return 0;
 }
 
-/* Collects the shard's snapshot stream into raft buffers of up to 1 MiB. */
+/* Collects the state machine's snapshot stream into raft buffers of up to
+ * 1 MiB. */
 typedef struct snap_sink {
 	struct raft_buffer *bufs;
 	unsigned n, cap;
@@ -273,29 +318,36 @@ typedef struct snap_sink {
 
 #define SNAP_CHUNK (1u << 20)
 
+static int snap_grow(snap_sink *s)
+{
+	if (s->n == s->cap) {
+		unsigned cap = s->cap ? s->cap * 2 : 8;
+		void *nb = raft_realloc(s->bufs, cap * sizeof *s->bufs);
+		if (!nb)
+			return VT_ENOMEM;
+		s->bufs = nb;
+		s->cap = cap;
+	}
+	struct raft_buffer *last = &s->bufs[s->n];
+	last->base = raft_malloc(SNAP_CHUNK);
+	if (!last->base)
+		return VT_ENOMEM;
+	last->len = 0;
+	s->n++;
+	return 0;
+}
+
 static int snap_write(void *ud, const void *p, size_t n)
 {
 	snap_sink *s = ud;
 	const char *src = p;
 	while (n) {
-		struct raft_buffer *last = s->n ? &s->bufs[s->n - 1] : NULL;
-		if (!last || last->len == SNAP_CHUNK) {
-			if (s->n == s->cap) {
-				unsigned cap = s->cap ? s->cap * 2 : 8;
-				void *nb = raft_realloc(s->bufs,
-							cap * sizeof *s->bufs);
-				if (!nb)
-					return VT_ENOMEM;
-				s->bufs = nb;
-				s->cap = cap;
-			}
-			last = &s->bufs[s->n];
-			last->base = raft_malloc(SNAP_CHUNK);
-			if (!last->base)
-				return VT_ENOMEM;
-			last->len = 0;
-			s->n++;
+		if (!s->n || s->bufs[s->n - 1].len == SNAP_CHUNK) {
+			int rc = snap_grow(s);
+			if (rc)
+				return rc;
 		}
+		struct raft_buffer *last = &s->bufs[s->n - 1];
 		size_t k = SNAP_CHUNK - last->len;
 		if (k > n)
 			k = n;
@@ -314,29 +366,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 	snap_sink s = {0};
 	vt_errmsg err = {{0}};
 	uint64_t idx = 0;
-	if (r->o.borrow) {
-		/* One replica: the store is the state and SYNC_FULL made it
-		 * durable; the snapshot only records where it stands. */
-		uint64_t indexed;
-		vt_shard_progress(r->shard, &idx, &indexed);
-		struct raft_buffer *b = raft_malloc(sizeof *b);
-		void *p = raft_malloc(8);
-		if (!b || !p) {
-			raft_free(b);
-			raft_free(p);
-			return RAFT_NOMEM;
-		}
-		memcpy(p, &idx, 8);
-		b->base = p;
-		b->len = 8;
-		*bufs = b;
-		*n_bufs = 1;
-		r->st.snapshots++;
-		return 0;
-	}
-	/* vt_shard_snapshot syncs the store before copying it (docs/shard.md
-	 * §6), so raft may then drop the log the copy covers. */
-	int rc = vt_shard_snapshot(r->shard, snap_write, &s, &idx, &err);
+	int rc = r->ops->snapshot(r->sm, snap_write, &s, &idx, &err);
 	if (rc) {
 		VT_LOG(VT_LOG_ERROR, MOD, "%s: snapshot failed: %s (%s)",
 		       r->dir, err.msg, vt_errname(rc));
@@ -346,27 +376,11 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 		return rc == VT_ENOMEM ? RAFT_NOMEM : RAFT_IOERR;
 	}
 	r->st.snapshots++;
-	VT_LOG(VT_LOG_INFO, MOD, "%s: snapshot at shard index %" PRIu64
-	       " (raft applied %" PRIu64 "), %u chunk(s)",
-	       r->dir, idx, (uint64_t)raft_last_applied(r->raft), s.n);
+	VT_LOG(VT_LOG_INFO, MOD, "%s: snapshot at %s index %" PRIu64
+	       " (raft applied %" PRIu64 "), %u chunk(s)", r->dir,
+	       r->ops->name, idx, (uint64_t)raft_last_applied(r->raft), s.n);
 	*bufs = s.bufs;
 	*n_bufs = s.n;
-	return 0;
-}
-
-typedef struct snap_src {
-	const char *p;
-	size_t left;
-} snap_src;
-
-static int snap_read(void *ud, void *buf, size_t cap, size_t *n)
-{
-	snap_src *s = ud;
-	size_t k = s->left < cap ? s->left : cap;
-	memcpy(buf, s->p, k);
-	s->p += k;
-	s->left -= k;
-	*n = k;
 	return 0;
 }
 
@@ -374,53 +388,47 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
 	vt_repl *r = fsm->data;
 	vt_errmsg err = {{0}};
-	snap_src src = {buf->base, buf->len};
-	if (r->o.borrow) {
-		uint64_t idx = UINT64_MAX, applied = 0, indexed;
-		if (buf->len == 8)
-			memcpy(&idx, buf->base, 8);
-		vt_shard_progress(r->shard, &applied, &indexed);
-		if (idx > applied) {
-			VT_LOG(VT_LOG_ERROR, MOD, "%s: snapshot at shard index "
-			       "%" PRIu64 " but the shard is at %" PRIu64
-			       ": a single-replica group cannot install it",
-			       r->dir, idx, applied);
-			return RAFT_CORRUPT;
-		}
-		raft_free(buf->base);
-		r->st.restores++;
-		return 0;
-	}
-	vt_shard_close(r->shard);
-	r->shard = NULL;
-	int rc = vt_shard_restore(r->dir, snap_read, &src, &err);
-	if (rc)
-		/* The old shard is kept (restore checks the whole stream
-		 * first); reopen it and let raft report the failure. */
+	int rc = r->ops->restore(r->sm, buf->base, buf->len, &err);
+	if (rc) {
+		/* Raft keeps (and frees) buf on error. */
 		VT_LOG(VT_LOG_ERROR, MOD, "%s: snapshot restore failed: %s "
 		       "(%s)", r->dir, err.msg, vt_errname(rc));
-	vt_errmsg oerr = {{0}};
-	vt_shard_opts so = r->o.shard;
-	int orc = vt_shard_open(r->dir, &so, &r->shard, &oerr);
-	if (orc) {
-		VT_LOG(VT_LOG_ERROR, MOD, "%s: reopen after restore: %s (%s)",
-		       r->dir, oerr.msg, vt_errname(orc));
-		return RAFT_IOERR; /* keeps buf: raft frees it on error */
+		if (rc == VT_ENOMEM)
+			return RAFT_NOMEM;
+		return rc == VT_EIO || rc == VT_ENOSPC ? RAFT_IOERR
+						       : RAFT_CORRUPT;
 	}
-	if (rc)
-		return RAFT_CORRUPT;
 	raft_free(buf->base);
 	r->st.restores++;
-	uint64_t applied = 0, indexed = 0;
-	vt_shard_progress(r->shard, &applied, &indexed);
-	VT_LOG(VT_LOG_INFO, MOD, "%s: installed snapshot, shard index %"
-	       PRIu64, r->dir, applied);
+	VT_LOG(VT_LOG_INFO, MOD, "%s: installed snapshot, %s index %" PRIu64,
+	       r->dir, r->ops->name, r->ops->applied(r->sm));
 	return 0;
 }
 
 /* ---- lifecycle ------------------------------------------------------------*/
 
 static void close_pending(vt_repl *r);
+
+/* The state machine: o's, or the shard (opened, or borrowed). */
+static int sm_take(vt_repl *r, const vt_repl_opts *o, vt_errmsg *err)
+{
+	if (o->sm_ops) {
+		if (!o->sm_ops->apply || !o->sm_ops->applied ||
+		    !o->sm_ops->snapshot || !o->sm_ops->restore || o->borrow)
+			return vt_errmsg_set(err, VT_EINVAL, "repl: state "
+					     "machine ops incomplete, or a "
+					     "borrowed shard with them");
+		r->ops = o->sm_ops;
+		r->sm = o->sm;
+		return 0;
+	}
+	int rc = vt__repl_shard_sm_open(o, &r->own, err);
+	if (rc)
+		return rc;
+	r->ops = &vt__repl_shard_ops;
+	r->sm = r->own;
+	return 0;
+}
 
 int vt_repl_open(const vt_repl_opts *o, vt_repl **out, vt_errmsg *err)
 {
@@ -436,22 +444,15 @@ int vt_repl_open(const vt_repl_opts *o, vt_repl **out, vt_errmsg *err)
 		r->o.batch_max = 64;
 	snprintf(r->dir, sizeof r->dir, "%s", o->dir);
 	r->o.dir = r->dir;
-	r->o.shard.create = NULL; /* a reopen after restore never creates */
+	r->o.shard.create = NULL; /* the caller's; sm_shard.c keeps a copy */
 	r->qbufs = vt_calloc(r->o.batch_max, sizeof *r->qbufs);
 	r->qitems = vt_calloc(r->o.batch_max, sizeof *r->qitems);
 	if (!r->qbufs || !r->qitems) {
 		rc = vt_errmsg_set(err, VT_ENOMEM, "repl: out of memory");
 		goto err;
 	}
-	rc = 0;
-	if (o->borrow)
-		r->shard = o->borrow;
-	else
-		rc = vt_shard_open(r->dir, &o->shard, &r->shard, err);
-	if (rc) {
-		vt_errmsg_prefix(err, rc, "repl");
+	if ((rc = sm_take(r, o, err)))
 		goto err;
-	}
 	r->fsm.version = 1;
 	r->fsm.data = r;
 	r->fsm.apply = fsm_apply;
@@ -470,7 +471,9 @@ struct raft_fsm *vt_repl_fsm(vt_repl *r) { return &r->fsm; }
 
 void vt_repl_attach(vt_repl *r, struct raft *raft) { r->raft = raft; }
 
-vt_shard *vt_repl_shard(vt_repl *r) { return r->shard; }
+vt_shard *vt_repl_shard(vt_repl *r) { return r->own ? r->own->shard : NULL; }
+
+void *vt_repl_sm(vt_repl *r) { return r->sm; }
 
 void vt_repl_close(vt_repl *r)
 {
@@ -486,8 +489,7 @@ void vt_repl_close(vt_repl *r)
 		batch_fail(r, b, VT_ESHUTDOWN, "group closed: outcome unknown");
 	}
 	close_pending(r);
-	if (!r->o.borrow)
-		vt_shard_close(r->shard);
+	vt__repl_shard_sm_close(r->own);
 	vt_free(r->qitems);
 	vt_free(r->qbufs);
 	vt_free(r);
@@ -601,8 +603,8 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 		batch_unlink_free(r, b);
 }
 
-int vt_repl_propose(vt_repl *r, const void *cmd, size_t len, vt_repl_cb cb,
-		    void *ud)
+/* Queues one command for the next batch with its waiting item. */
+static int enqueue(vt_repl *r, const void *cmd, size_t len, item it)
 {
 	if (!vt_repl_ready(r))
 		return VT_EBUSY;
@@ -617,12 +619,26 @@ int vt_repl_propose(vt_repl *r, const void *cmd, size_t len, vt_repl_cb cb,
 	p[plen - 1] = (unsigned char)(plen - len);
 	r->qbufs[r->qn].base = p;
 	r->qbufs[r->qn].len = plen;
-	r->qitems[r->qn] = (item){cb, ud, 0};
+	r->qitems[r->qn] = it;
 	r->qbytes += plen;
 	if (++r->qn == r->o.batch_max ||
 	    (r->o.batch_bytes && r->qbytes >= r->o.batch_bytes))
 		vt_repl_flush(r);
 	return 0;
+}
+
+int vt_repl_submit(vt_repl *r, const void *cmd, size_t len,
+		   vt_repl_result_cb cb, void *ud)
+{
+	return enqueue(r, cmd, len, (item){.cb = cb, .ud = ud});
+}
+
+int vt_repl_propose(vt_repl *r, const void *cmd, size_t len, vt_repl_cb cb,
+		    void *ud)
+{
+	if (!r->own)
+		return VT_EINVAL;
+	return enqueue(r, cmd, len, (item){.shard_cb = cb, .ud = ud});
 }
 
 static void flush_proposals(vt_repl *r);
@@ -872,8 +888,7 @@ int vt_repl_lag(vt_repl *r, vt_repl_lag_info *out)
 	out->last_index = raft_last_index(rf);
 	out->commit_index = rf->commit_index;
 	out->last_applied = raft_last_applied(rf);
-	uint64_t indexed;
-	vt_shard_progress(r->shard, &out->shard_applied, &indexed);
+	out->shard_applied = r->ops->applied(r->sm);
 	if (out->state == RAFT_LEADER)
 		out->since_leader_ms = 0;
 	else if (r->heard)

@@ -1,4 +1,5 @@
-/* host.c: shard Raft groups on a thread of their own (host.h). Callers queue
+/* host.c: Raft groups (shards, or another state machine such as the PD's
+ * metadata) on a thread of their own (host.h). Callers queue
  * an op (mutex + uv_async) and wait on a condvar for their own result; the
  * host thread runs the op, proposes, flushes the group-commit queues once
  * per loop iteration and answers from the FSM's callbacks. */
@@ -35,7 +36,7 @@ struct op {
 	vt_repl_hgroup *g;        /* apply, detach, call; attach: the result */
 	const void *cmd;          /* apply */
 	size_t len;
-	vt_shard_result *res;
+	vt_repl_result *res;
 	vt_errmsg *err;
 	const vt_repl_group_spec *spec; /* attach */
 	int (*fn)(vt_repl *, struct raft *, void *); /* call */
@@ -61,6 +62,7 @@ struct vt_repl_hgroup {
 	unsigned io_close_reports;
 	struct raft_uv_transport *tr;
 	int one_voter;            /* a one-voter group waits for itself */
+	int custom_sm;            /* spec->sm_ops: not a shard group */
 	struct op *wait_head, *wait_tail; /* applies waiting for readiness */
 	int closing, closed, cleaned;
 	struct op *close_op;      /* finished once the group is cleaned */
@@ -299,6 +301,8 @@ static int group_prepare(vt_repl_hgroup *g, const vt_repl_group_spec *s,
 	vt_repl_opts_default(&ro, s->dir);
 	if (s->shard_opts)
 		ro.shard = *s->shard_opts;
+	ro.sm_ops = s->sm_ops;
+	ro.sm = s->sm;
 	ro.borrow = s->borrow;
 	ro.index_base = base;
 	if ((rc = vt_repl_open(&ro, &g->repl, err)))
@@ -338,15 +342,18 @@ static int group_prepare(vt_repl_hgroup *g, const vt_repl_group_spec *s,
 static int group_open(vt_repl_host *h, struct op *op)
 {
 	const vt_repl_group_spec *s = op->spec;
-	if (!s->dir || (s->borrow && s->n_peers > 1) || (s->join && !s->self))
+	if (!s->dir || (s->borrow && s->n_peers > 1) || (s->join && !s->self) ||
+	    (s->sm_ops && (s->borrow || s->shard_opts)))
 		return vt_errmsg_set(op->err, VT_EINVAL, "group spec: a "
 				     "directory, a borrowed shard only alone, "
-				     "a joining replica with its id");
+				     "a joining replica with its id, no shard "
+				     "options with another state machine");
 	vt_repl_hgroup *g = vt_calloc(1, sizeof *g);
 	if (!g)
 		return vt_errmsg_set(op->err, VT_ENOMEM, "out of memory");
 	g->h = h;
 	g->one_voter = s->n_peers <= 1 && !s->join;
+	g->custom_sm = s->sm_ops != NULL;
 	snprintf(g->sdir, sizeof g->sdir, "%s", s->dir);
 	if (snprintf(g->dir, sizeof g->dir, "%s/raft", s->dir) >=
 	    (int)sizeof g->dir) {
@@ -371,13 +378,13 @@ static int group_open(vt_repl_host *h, struct op *op)
 	return 0;
 }
 
-static void apply_cb(void *ud, int status, const vt_shard_result *res,
+static void apply_cb(void *ud, int status, const vt_repl_result *res,
 		     const char *msg)
 {
 	struct op *op = ud;
-	if (!status && res)
+	if (res) /* applied, or a verdict */
 		*op->res = *res;
-	else if (status)
+	if (status)
 		vt_errmsg_set(op->err, status, "%s", msg);
 	finish(op->g->h, op, status);
 }
@@ -421,7 +428,7 @@ static void propose(vt_repl_hgroup *g, struct op *op)
 			finish(g->h, op, not_leader(g, op));
 		return;
 	}
-	int rc = vt_repl_propose(g->repl, op->cmd, op->len, apply_cb, op);
+	int rc = vt_repl_submit(g->repl, op->cmd, op->len, apply_cb, op);
 	if (rc)
 		finish(g->h, op, rc == VT_EBUSY ? not_leader(g, op)
 			: vt_errmsg_set(op->err, rc, "raft: %s",
@@ -642,8 +649,8 @@ int vt_repl_host_attach(vt_repl_host *h, const vt_repl_group_spec *s,
 	return rc;
 }
 
-int vt_repl_host_apply(vt_repl_host *h, vt_repl_hgroup *g, const void *cmd,
-		       size_t len, vt_shard_result *res, vt_errmsg *err)
+int vt_repl_host_submit(vt_repl_host *h, vt_repl_hgroup *g, const void *cmd,
+			size_t len, vt_repl_result *res, vt_errmsg *err)
 {
 	struct op op = {.kind = OP_APPLY, .g = g, .cmd = cmd, .len = len,
 			.res = res, .err = err};
@@ -651,6 +658,20 @@ int vt_repl_host_apply(vt_repl_host *h, vt_repl_hgroup *g, const void *cmd,
 			 (uint64_t)h->o.wait_ready_ms * 1000000u;
 	memset(res, 0, sizeof *res);
 	return submit(h, &op);
+}
+
+int vt_repl_host_apply(vt_repl_host *h, vt_repl_hgroup *g, const void *cmd,
+		       size_t len, vt_shard_result *res, vt_errmsg *err)
+{
+	memset(res, 0, sizeof *res);
+	if (g->custom_sm)
+		return vt_errmsg_set(err, VT_EINVAL, "not a shard group: use "
+				     "vt_repl_host_submit");
+	vt_repl_result rr;
+	int rc = vt_repl_host_submit(h, g, cmd, len, &rr, err);
+	if (!rc)
+		vt_repl_result_shard(&rr, res);
+	return rc;
 }
 
 int vt_repl_host_call(vt_repl_host *h, vt_repl_hgroup *g,
@@ -691,6 +712,9 @@ int vt_repl_host_read(vt_repl_host *h, vt_repl_hgroup *g,
 
 int vt_repl_host_destroy(vt_repl_host *h, vt_repl_hgroup *g, vt_errmsg *err)
 {
+	if (g->custom_sm)
+		return vt_errmsg_set(err, VT_EINVAL, "destroy: not a shard "
+				     "group: detach it and delete its files");
 	vt_repl_host_detach(h, g);
 	int rc = vt_repl_destroy(g->sdir, err);
 	if (!rc)

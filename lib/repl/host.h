@@ -1,4 +1,5 @@
-/* host.h: many shard Raft groups in one process, on one thread of their own.
+/* host.h: many Raft groups in one process, on one thread of their own:
+ * shards, and other state machines (sm.h) such as the PD's metadata.
  *
  * A host owns a libuv loop on a private thread, the mux transport (one port
  * for every group, transport.h) and the groups attached to it. Each group is
@@ -80,6 +81,15 @@ typedef struct vt_repl_group_spec {
 	 * opens the shard in `dir` with `shard_opts` and owns it. */
 	vt_shard *borrow;
 	const vt_shard_opts *shard_opts;
+	/* Another state machine instead of a shard (sm.h; the PD's:
+	 * vt_pd_sm_ops() with a vt_pd_meta): static ops and a context the
+	 * caller owns; it must outlive the group (vt_repl_host_detach, or the
+	 * host's close) and be touched only on the host thread
+	 * (vt_repl_host_call / _read, vt_repl_sm) while the group is open.
+	 * `dir` then holds only the raft log (dir/raft); `borrow` and
+	 * `shard_opts` must be NULL. Write with vt_repl_host_submit. */
+	const vt_repl_sm_ops *sm_ops;
+	void *sm;
 } vt_repl_group_spec;
 
 /* Opens (and on first start bootstraps) a group; any thread but the host's.
@@ -101,9 +111,21 @@ VT_API int vt_repl_host_apply(vt_repl_host *h, vt_repl_hgroup *g,
 			      const void *cmd, size_t len,
 			      vt_shard_result *res, vt_errmsg *err);
 
+/* vt_repl_host_apply for any state machine: on 0, *res holds its result
+ * (read it with its reader, e.g. vt_pd_sm_result); a rejection returns
+ * the state machine's verdict and fills *res too (for the PD: a nonzero
+ * index), while *res stays zeroed when the command never reached it
+ * (VT_EBUSY "not the leader", VT_ECANCELED, ...): that tells the PD's
+ * VT_EBUSY verdict (stale expect_epoch) from "not the leader".
+ * vt_repl_host_apply is this plus the shard's result type (set on 0
+ * only), and refuses (VT_EINVAL) a group of another state machine. */
+VT_API int vt_repl_host_submit(vt_repl_host *h, vt_repl_hgroup *g,
+			       const void *cmd, size_t len,
+			       vt_repl_result *res, vt_errmsg *err);
+
 /* Runs fn(r, ud) on the host thread with the group's adapter and waits
- * for it: the way to read a group's state (vt_repl_shard(r) is valid
- * only inside fn). Returns fn's result, or VT_ESHUTDOWN. */
+ * for it: the way to read a group's state (vt_repl_shard(r) and
+ * vt_repl_sm(r) may be read only inside fn). Returns fn's result, or VT_ESHUTDOWN. */
 VT_API int vt_repl_host_call(vt_repl_host *h, vt_repl_hgroup *g,
 			     int (*fn)(vt_repl *r, struct raft *raft,
 				       void *ud),
@@ -136,7 +158,8 @@ VT_API int vt_repl_host_change(vt_repl_host *h, vt_repl_hgroup *g, int kind,
 
 /* Detaches the group (vt_repl_host_detach), then deletes the replica's
  * files (vt_repl_destroy on its shard directory): for a replica removed
- * from its group. The shard must be the group's own (not borrowed). */
+ * from its group. The shard must be the group's own (not borrowed); a
+ * group of another state machine is refused (VT_EINVAL, still attached). */
 VT_API int vt_repl_host_destroy(vt_repl_host *h, vt_repl_hgroup *g,
 				vt_errmsg *err);
 

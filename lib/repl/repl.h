@@ -1,5 +1,7 @@
-/* repl.h: one shard replica behind a canonical raft (0.15) group: the
- * raft_fsm adapter over lib/shard, batched proposals (group commit), the
+/* repl.h: one replica behind a canonical raft (0.15) group: the raft_fsm
+ * adapter over a state machine (sm.h; a lib/shard shard by default, the
+ * placement driver's metadata with pd/pd_sm.h), batched proposals (group
+ * commit), the
  * leadership barrier that 0.15 needs (upstream issue 220), linearizable
  * reads, lag, "not leader" answers, membership changes, leadership
  * transfer, deleting a removed replica and raft tuning. Not a transport,
@@ -15,6 +17,7 @@
 #include <raft.h>
 
 #include "base/error.h"
+#include "repl/sm.h"
 #include "shard/shard.h"
 
 typedef struct vt_repl vt_repl; /* opaque */
@@ -23,7 +26,8 @@ typedef struct vt_repl vt_repl; /* opaque */
  *   0            applied; *res counts what it did (res->index = log index)
  *   VT_EINVAL, VT_ELIMIT, VT_ENOENT, VT_ECORRUPT, VT_EVERSION
  *                rejected by the shard on every replica alike; the log
- *                index is consumed (shard contract, docs/shard.md §3)
+ *                index is consumed (shard contract, docs/shard.md §3;
+ *                other state machines: sm.h, vt_repl_result_cb)
  *   VT_EBUSY     not the leader, or the leader's barrier is not committed
  *                yet (vt_repl_ready): nothing entered the log; retry
  *                at the leader (vt_repl_busy_msg / vt_repl_leader)
@@ -36,15 +40,36 @@ typedef struct vt_repl vt_repl; /* opaque */
 typedef void (*vt_repl_cb)(void *ud, int status, const vt_shard_result *res,
 			   const char *msg);
 
+/* The same, for any state machine; rejections are its verdicts (sm.h,
+ * the PD's include VT_EEXIST and VT_EBUSY). `res` is the state machine's
+ * opaque result (read it with vt_repl_result_shard, vt_pd_sm_result),
+ * set whenever the command reached the state machine: status 0 or a
+ * verdict (its index consumed). It is NULL otherwise (VT_EBUSY "not the
+ * leader", VT_ECANCELED, VT_ESHUTDOWN, local failures), which tells a
+ * PD's VT_EBUSY verdict (a stale expect_epoch) from "not the leader". */
+typedef void (*vt_repl_result_cb)(void *ud, int status,
+				  const vt_repl_result *res, const char *msg);
+
+/* Copies a shard group's result out of the box. */
+VT_API void vt_repl_result_shard(const vt_repl_result *res,
+				 vt_shard_result *out);
+
 typedef struct vt_repl_opts {
-	const char *dir;          /* the shard's directory (must stay valid) */
-	vt_shard_opts shard;      /* how to open it (create config etc.) */
+	const char *dir;          /* the shard's directory (copied); with
+				     sm_ops: only a name for logs */
 	uint32_t batch_max;       /* commands per raft entry batch, default 64 */
 	/* ...and bytes: a batch is submitted once it holds this much, default
 	 * 8 MiB. Replicas apply a batch on their loop thread, where they can
 	 * neither receive nor store the next one: tens of MiB per batch made
 	 * rounds of ~1 s with 788 KiB commands (vt_bench_repl_procs). */
 	uint32_t batch_bytes;
+	/* Another state machine (sm.h): its ops (static, never freed) and
+	 * context, which the caller owns and must keep until vt_repl_close
+	 * returns. NULL (the default): the shard below. */
+	const vt_repl_sm_ops *sm_ops;
+	void *sm;
+	/* ---- shard-only options (sm_ops NULL) ---- */
+	vt_shard_opts shard;      /* how to open it (create config etc.) */
 	/* A shard the caller already opened and owns (it must outlive the
 	 * vt_repl; `dir` and `shard` are then unused for opening). Such a
 	 * group must be the shard's only replica: its snapshots carry only
@@ -60,7 +85,7 @@ typedef struct vt_repl_opts {
 
 VT_API void vt_repl_opts_default(vt_repl_opts *o, const char *dir);
 
-/* Opens the shard and prepares the raft_fsm (vt_repl_fsm) to hand to
+/* Opens the shard (or takes o->sm) and prepares the raft_fsm (vt_repl_fsm) to hand to
  * raft_init / raft_fixture_grow. Then call vt_repl_attach with the raft
  * instance before it starts. Errors: those of vt_shard_open, VT_ENOMEM.
  * Release with vt_repl_close after the raft instance is closed. */
@@ -79,8 +104,13 @@ VT_API void vt_repl_close(vt_repl *r);
 
 /* The open shard, for reads. Valid until the next raft event that may
  * restore a snapshot (restore closes and reopens it): do not keep it
- * across loop iterations. */
+ * across loop iterations. NULL when the group runs another state machine
+ * (vt_repl_opts.sm_ops). */
 VT_API vt_shard *vt_repl_shard(vt_repl *r);
+
+/* The state machine's context: o->sm, or the shard's (opaque) one. Read
+ * it on the loop thread only, between raft events. */
+VT_API void *vt_repl_sm(vt_repl *r);
 
 /* Drives leadership: call on every loop iteration or from a timer of a few
  * ms (0.15 has no state-change callback). When this node has become leader
@@ -101,6 +131,11 @@ VT_API int vt_repl_ready(vt_repl *r);
  * not called) with VT_EBUSY when not vt_repl_ready (vt_repl_busy_msg then
  * says why and names the leader), VT_ENOMEM. A full
  * batch is submitted at once; else vt_repl_flush submits it. */
+VT_API int vt_repl_submit(vt_repl *r, const void *cmd, size_t len,
+			  vt_repl_result_cb cb, void *ud);
+
+/* vt_repl_submit for a shard group, with the shard's result type.
+ * VT_EINVAL at once on a group of another state machine. */
 VT_API int vt_repl_propose(vt_repl *r, const void *cmd, size_t len,
 			   vt_repl_cb cb, void *ud);
 
@@ -175,7 +210,8 @@ typedef struct vt_repl_lag_info {
 	raft_index last_applied; /* raft's; the shard holds everything up to
 				  * it (its own index is this + index_base,
 				  * minus trailing barriers/config entries) */
-	uint64_t shard_applied;  /* the shard's applied index */
+	uint64_t shard_applied;  /* the state machine's applied index (the
+				  * shard's, or the PD metadata's) */
 	/* Milliseconds since this node last heard from a leader (raft time:
 	 * io->time()), or -1 when unknown. Taken from the public field
 	 * election_timer_start, which 0.15 resets on every AppendEntries or
@@ -286,8 +322,8 @@ VT_API int vt_repl_tune(struct raft *raft, const vt_repl_tuning *t,
 			vt_errmsg *err);
 
 typedef struct vt_repl_stats {
-	uint64_t applied;      /* commands handed to the shard */
-	uint64_t rejected;     /* of which the shard rejected (index used) */
+	uint64_t applied;      /* commands handed to the state machine */
+	uint64_t rejected;     /* of which it rejected (index used) */
 	uint64_t batches;      /* raft_apply calls */
 	uint64_t snapshots;    /* snapshots taken */
 	uint64_t restores;     /* snapshots installed */
