@@ -624,7 +624,10 @@ static void test_async_backpressure_and_ryw(void **state)
 	assert_int_equal(vt_shard_search(s, &q, &r, &e), VT_ETIMEDOUT);
 	vt_shard_results_free(&r);
 	pthread_mutex_unlock(&s->idx_mu);
-	/* now the retry goes through and a waiting search sees it */
+	/* once the indexer has caught up (it may take longer than the 50 ms
+	 * a write waits, under ASan on a busy machine), the retry goes
+	 * through and a waiting search sees it */
+	assert_int_equal(vt_shard_wait_indexed(s, 1, 10000), 0);
 	apply_ok(s, 2, &b, &res);
 	vec_of(150, v);
 	q.min_index = 2;
