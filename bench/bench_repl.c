@@ -55,20 +55,7 @@ static struct {
 /* ---- encoded commands ----------------------------------------------------- */
 
 /* Point i's payload: its bucket, the field the shards index. */
-static int bucket_payload(size_t i, void *ud, char *buf, size_t cap)
-{
-	(void)ud;
-	return snprintf(buf, cap, "{\"bucket\":%zu}", i % 100);
-}
 
-static void shard_config(vt_shard_config *cfg, uint32_t dim, int mode)
-{
-	vt_shard_config_default(cfg, dim, VT_METRIC_L2);
-	cfg->index_mode = mode;
-	cfg->n_fields = 1;
-	strcpy(cfg->fields[0].path, "bucket");
-	cfg->fields[0].type = VT_PAYLOAD_INTEGER;
-}
 
 static void shard_opts(vt_shard_opts *o, const vt_shard_config *cfg)
 {
@@ -87,13 +74,6 @@ static double now_s(void)
 	return (double)vt_clock_mono_ns() / 1e9;
 }
 
-static void pct(double *v, size_t n, double *p50, double *p99, double *max)
-{
-	qsort(v, n, sizeof *v, vt_bench_cmp_double);
-	*p50 = n ? v[n / 2] * 1e3 : NAN;
-	*p99 = n ? v[(size_t)((double)(n - 1) * 0.99)] * 1e3 : NAN;
-	*max = n ? v[n - 1] * 1e3 : NAN;
-}
 
 /* ---- the unreplicated baseline -------------------------------------------- */
 
@@ -112,7 +92,7 @@ static int run_baseline(const char *dir, const vt_bench_data *d, const vt_bench_
 			rate_res *r, vt_errmsg *err)
 {
 	vt_shard_config cfg;
-	shard_config(&cfg, d->dim, mode);
+	vt_bench_repl_shard_config(&cfg, d->dim, mode);
 	vt_shard_opts o;
 	shard_opts(&o, &cfg);
 	vt_shard *s = NULL;
@@ -138,7 +118,7 @@ static int run_baseline(const char *dir, const vt_bench_data *d, const vt_bench_
 	r->batches = c->n;
 	r->vps = (double)r->points / r->wall_s;
 	r->bps = (double)c->n / r->wall_s;
-	pct(lat, c->n, &r->p50, &r->p99, &r->max);
+	vt_bench_pct_ms(lat, c->n, &r->p50, &r->p99, &r->max);
 	r->ok = 1;
 out:
 	vt_shard_close(s);
@@ -367,7 +347,7 @@ static int all_raft_closed(void)
 static int group_open(const char *root, const vt_bench_data *d, int mode, vt_errmsg *err)
 {
 	vt_shard_config cfg;
-	shard_config(&cfg, d->dim, mode);
+	vt_bench_repl_shard_config(&cfg, d->dim, mode);
 	int rc;
 	memset(reps, 0, sizeof reps);
 	for (int i = 0; i < NREP; i++) {
@@ -517,7 +497,7 @@ static int run_repl(const char *root, const vt_bench_data *d, const vt_bench_cmd
 	r->batches = W.acked;
 	r->vps = (double)W.points / r->wall_s;
 	r->bps = (double)W.acked / r->wall_s;
-	pct(W.lat, W.nlat, &r->p50, &r->p99, &r->max);
+	vt_bench_pct_ms(W.lat, W.nlat, &r->p50, &r->p99, &r->max);
 	int l1 = ready_replica();
 	r->leader_changes = l1 != l0;
 	vt_repl_stats st;
@@ -664,24 +644,10 @@ static int parse(int argc, char **argv)
 			else
 				return -1;
 			break;
-		case 'm': {
-			opt.nmodes = 0;
-			char tmp[64];
-			snprintf(tmp, sizeof tmp, "%s", optarg);
-			for (char *t = strtok(tmp, ","); t; t = strtok(NULL, ",")) {
-				if (opt.nmodes == 2)
-					return -1;
-				if (!strcmp(t, "async"))
-					opt.modes[opt.nmodes++] = VT_INDEX_ASYNC;
-				else if (!strcmp(t, "sync"))
-					opt.modes[opt.nmodes++] = VT_INDEX_SYNC;
-				else
-					return -1;
-			}
-			if (!opt.nmodes)
+		case 'm':
+			if (vt_bench_parse_modes(optarg, opt.modes, &opt.nmodes))
 				return -1;
 			break;
-		}
 		case 'i':
 			opt.index_threads = (unsigned)atoi(optarg);
 			break;
@@ -718,7 +684,7 @@ int main(int argc, char **argv)
 	int rc = vt_bench_data_load("fmnist", opt.n, 1, &d, &err);
 	vt_bench_cmds c = {0};
 	if (!rc)
-		rc = vt_bench_cmds_encode(&d, d.n, BATCH, bucket_payload, NULL, &c, &err);
+		rc = vt_bench_cmds_encode(&d, d.n, BATCH, vt_bench_bucket_payload, NULL, &c, &err);
 	if (rc) {
 		fprintf(stderr, "vt_bench_repl: %s\n", err.msg);
 		vt_bench_data_free(&d);

@@ -100,29 +100,9 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
-static void pct(double *v, size_t n, double *p50, double *p99, double *max)
-{
-	qsort(v, n, sizeof *v, vt_bench_cmp_double);
-	*p50 = n ? v[n / 2] * 1e3 : NAN;
-	*p99 = n ? v[(size_t)((double)(n - 1) * 0.99)] * 1e3 : NAN;
-	*max = n ? v[n - 1] * 1e3 : NAN;
-}
 
 /* Point i's payload: its bucket, the field the shards index (as bench_repl). */
-static int bucket_payload(size_t i, void *ud, char *buf, size_t cap)
-{
-	(void)ud;
-	return snprintf(buf, cap, "{\"bucket\":%zu}", i % 100);
-}
 
-static void shard_config(vt_shard_config *cfg, uint32_t dim, int mode)
-{
-	vt_shard_config_default(cfg, dim, VT_METRIC_L2);
-	cfg->index_mode = mode;
-	cfg->n_fields = 1;
-	strcpy(cfg->fields[0].path, "bucket");
-	cfg->fields[0].type = VT_PAYLOAD_INTEGER;
-}
 
 static void shard_opts(vt_shard_opts *o, const vt_shard_config *cfg)
 {
@@ -142,7 +122,7 @@ static int load_cmds(vt_bench_data *d, vt_bench_cmds *c, vt_errmsg *err)
 	memset(d, 0, sizeof *d);
 	int rc = vt_bench_data_load("fmnist", opt.n, 1, d, err);
 	if (!rc)
-		rc = vt_bench_cmds_encode(d, d->n, BATCH, bucket_payload, NULL, c, err);
+		rc = vt_bench_cmds_encode(d, d->n, BATCH, vt_bench_bucket_payload, NULL, c, err);
 	return rc;
 }
 
@@ -611,7 +591,7 @@ static int child_main(void)
 			host_tid = after[i];
 	}
 	vt_shard_config cfg;
-	shard_config(&cfg, dim, opt.mode);
+	vt_bench_repl_shard_config(&cfg, dim, opt.mode);
 	vt_shard_opts so;
 	shard_opts(&so, &cfg);
 	mkdir(opt.dir, 0755);
@@ -692,7 +672,7 @@ static int run_baseline(const char *dir, const vt_bench_cmds *c, uint32_t dim, i
 		close(pfd[0]);
 		FILE *out = fdopen(pfd[1], "w");
 		vt_shard_config cfg;
-		shard_config(&cfg, dim, mode);
+		vt_bench_repl_shard_config(&cfg, dim, mode);
 		vt_shard_opts o;
 		shard_opts(&o, &cfg);
 		vt_shard *s = NULL;
@@ -715,7 +695,7 @@ static int run_baseline(const char *dir, const vt_bench_cmds *c, uint32_t dim, i
 			fprintf(out, "err %s\n", e.msg);
 		} else {
 			double p50, p99, max;
-			pct(lat, c->n, &p50, &p99, &max);
+			vt_bench_pct_ms(lat, c->n, &p50, &p99, &max);
 			fprintf(out, "ok %.6f %zu %.3f %.3f %.3f %.3f %.3f\n", wall, points, cpu,
 				others, p50, p99, max);
 		}
@@ -1030,7 +1010,7 @@ static int run_repl(const char *root, size_t npoints, size_t ncmds, int mode, ra
 	}
 	r->wall_s = now_s() - t0;
 	r->batches = acked;
-	pct(lat, ncmds, &r->p50, &r->p99, &r->max);
+	vt_bench_pct_ms(lat, ncmds, &r->p50, &r->p99, &r->max);
 ing_out:
 	vt_free(mask);
 	vt_free(a);
@@ -1233,24 +1213,10 @@ static int parse(int argc, char **argv)
 		case 'S':
 			opt.segment_mb = (unsigned)atoi(optarg);
 			break;
-		case 'm': {
-			opt.nmodes = 0;
-			char tmp[64];
-			snprintf(tmp, sizeof tmp, "%s", optarg);
-			for (char *t = strtok(tmp, ","); t; t = strtok(NULL, ",")) {
-				if (opt.nmodes == 2)
-					return -1;
-				if (!strcmp(t, "async"))
-					opt.modes[opt.nmodes++] = VT_INDEX_ASYNC;
-				else if (!strcmp(t, "sync"))
-					opt.modes[opt.nmodes++] = VT_INDEX_SYNC;
-				else
-					return -1;
-			}
-			if (!opt.nmodes)
+		case 'm':
+			if (vt_bench_parse_modes(optarg, opt.modes, &opt.nmodes))
 				return -1;
 			break;
-		}
 		case 'i':
 			opt.index_threads = (unsigned)atoi(optarg);
 			break;

@@ -1,12 +1,16 @@
 /* cmds.c: see cmds.h. */
 #include "cmds.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
 #include "base/buf.h"
+#include "common.h"
 #include "shard/cmd.h"
+#include "shard/shard.h"
 
 void vt_bench_cmds_free(vt_bench_cmds *c)
 {
@@ -50,4 +54,45 @@ int vt_bench_cmds_encode(const vt_bench_data *d, size_t n, size_t batch,
 		c->n++;
 	}
 	return 0;
+}
+
+void vt_bench_repl_shard_config(struct vt_shard_config *cfg, uint32_t dim, int mode)
+{
+	vt_shard_config_default(cfg, dim, VT_METRIC_L2);
+	cfg->index_mode = mode;
+	cfg->n_fields = 1;
+	strcpy(cfg->fields[0].path, "bucket");
+	cfg->fields[0].type = VT_PAYLOAD_INTEGER;
+}
+
+int vt_bench_bucket_payload(size_t i, void *ud, char *buf, size_t cap)
+{
+	(void)ud;
+	return snprintf(buf, cap, "{\"bucket\":%zu}", i % 100);
+}
+
+void vt_bench_pct_ms(double *v, size_t n, double *p50, double *p99, double *max)
+{
+	qsort(v, n, sizeof *v, vt_bench_cmp_double);
+	*p50 = n ? v[n / 2] * 1e3 : NAN;
+	*p99 = n ? v[(size_t)((double)(n - 1) * 0.99)] * 1e3 : NAN;
+	*max = n ? v[n - 1] * 1e3 : NAN;
+}
+
+int vt_bench_parse_modes(const char *list, int modes[2], int *n)
+{
+	char tmp[64];
+	snprintf(tmp, sizeof tmp, "%s", list);
+	*n = 0;
+	for (char *t = strtok(tmp, ","); t; t = strtok(NULL, ",")) {
+		if (*n == 2)
+			return -1;
+		if (!strcmp(t, "async"))
+			modes[(*n)++] = VT_INDEX_ASYNC;
+		else if (!strcmp(t, "sync"))
+			modes[(*n)++] = VT_INDEX_SYNC;
+		else
+			return -1;
+	}
+	return *n ? 0 : -1;
 }

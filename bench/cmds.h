@@ -29,4 +29,14 @@ int vt_bench_cmds_encode(const vt_bench_data *d, size_t n, size_t batch,
 
 void vt_bench_cmds_free(vt_bench_cmds *c);
 
+/* The replication benchmarks' shared pieces (bench_repl, bench_repl_procs):
+ * the shard config (L2, `mode`, one indexed integer field "bucket"), the
+ * payload that fills it ({"bucket": i % 100}), latency percentiles in ms
+ * (sorts v), and a --modes list ("async,sync": at most 2; -1 if bad). */
+struct vt_shard_config;
+void vt_bench_repl_shard_config(struct vt_shard_config *cfg, uint32_t dim, int mode);
+int vt_bench_bucket_payload(size_t i, void *ud, char *buf, size_t cap);
+void vt_bench_pct_ms(double *v, size_t n, double *p50, double *p99, double *max);
+int vt_bench_parse_modes(const char *list, int modes[2], int *n);
+
 #endif
