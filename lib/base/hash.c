@@ -34,3 +34,10 @@ void vt_hasher_free(vt_hasher *h)
 		XXH3_freeState(h->state);
 	h->state = 0;
 }
+
+uint32_t vt_hash_range(uint64_t key, uint32_t n)
+{
+	if (n <= 1)
+		return 0;
+	return (uint32_t)(((unsigned __int128)key * n) >> 64);
+}

@@ -12,6 +12,11 @@
  * machines: it is used in file checksums and shard routing. */
 VT_API uint64_t vt_hash64(const void *data, size_t len, uint64_t seed);
 
+/* The range of `n` equal ranges of the 64-bit hash space that holds `key`:
+ * floor(key * n / 2^64), 0 when n <= 1. How ids map to shards (the PD's key
+ * ranges and lib/coll's routing): ranges, unlike `key % n`, can be split. */
+VT_API uint32_t vt_hash_range(uint64_t key, uint32_t n);
+
 /* Streaming checksum for file sections. */
 typedef struct vt_hasher {
 	void *state; /* private */

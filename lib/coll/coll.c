@@ -55,6 +55,7 @@ void vt_coll_config_default(vt_coll_config *c, const char *name, uint32_t dim,
 	vt_shard_config_default(&c->shard, dim, metric);
 	c->rescore = 1;
 	c->oversampling = 2.0f;
+	c->routing = VT_COLL_ROUTE_RANGE;
 }
 
 void vt_db_opts_default(vt_db_opts *o)
@@ -113,10 +114,11 @@ int vt_coll_distance_parse(const char *s)
 static int config_write(const char *dir, const vt_coll_config *c,
 			vt_errmsg *err)
 {
-	json_t *o = json_pack("{s:s, s:I, s:b, s:f}", "name", c->name,
+	json_t *o = json_pack("{s:s, s:I, s:b, s:f, s:s}", "name", c->name,
 			      "shard_count", (json_int_t)c->shard_count,
 			      "rescore", c->rescore, "oversampling",
-			      (double)c->oversampling);
+			      (double)c->oversampling, "routing",
+			      c->routing == VT_COLL_ROUTE_MOD ? "mod" : "range");
 	char *text = o ? json_dumps(o, JSON_SORT_KEYS | JSON_INDENT(1)) : NULL;
 	json_decref(o);
 	if (!text)
@@ -154,18 +156,23 @@ static int config_read(const char *dir, vt_coll_config *c, vt_errmsg *err)
 	json_int_t shards;
 	int rescore;
 	double over;
+	const char *routing = "mod"; /* written before routing was recorded */
 	int rc = 0;
-	if (json_unpack_ex(o, &je, JSON_STRICT, "{s:s, s:I, s:b, s:F}", "name",
-			   &name, "shard_count", &shards, "rescore", &rescore,
-			   "oversampling", &over) ||
+	if (json_unpack_ex(o, &je, JSON_STRICT, "{s:s, s:I, s:b, s:F, s?s}",
+			   "name", &name, "shard_count", &shards, "rescore",
+			   &rescore, "oversampling", &over, "routing",
+			   &routing) ||
 	    shards < 1 || shards > VT_COLL_MAX_SHARDS ||
-	    strlen(name) > VT_COLL_MAX_NAME)
+	    strlen(name) > VT_COLL_MAX_NAME ||
+	    (strcmp(routing, "mod") && strcmp(routing, "range")))
 		rc = vt_errmsg_set(err, VT_ECORRUPT, "%s: bad contents", path);
 	else {
 		snprintf(c->name, sizeof c->name, "%s", name);
 		c->shard_count = (uint32_t)shards;
 		c->rescore = rescore;
 		c->oversampling = (float)over;
+		c->routing = strcmp(routing, "mod") ? VT_COLL_ROUTE_RANGE
+						    : VT_COLL_ROUTE_MOD;
 	}
 	json_decref(o);
 	return rc;
@@ -652,7 +659,10 @@ int vt_coll_status_get(vt_coll *c, vt_coll_status *st)
 
 static uint32_t shard_of(const vt_coll *c, const void *id, size_t len)
 {
-	return (uint32_t)(vt_hash64(id, len, 0) % c->cfg.shard_count);
+	uint64_t h = vt_hash64(id, len, 0);
+	return c->cfg.routing == VT_COLL_ROUTE_MOD
+		       ? (uint32_t)(h % c->cfg.shard_count)
+		       : vt_hash_range(h, c->cfg.shard_count);
 }
 
 /* Per-shard parts of a write. */

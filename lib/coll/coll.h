@@ -29,7 +29,19 @@ typedef struct vt_coll_config {
 	vt_shard_config shard; /* dim, metric, HNSW, int8, index mode, fields */
 	int rescore;           /* int8: default for searches, 1 */
 	float oversampling;    /* int8 + rescore: default for searches, 2 */
+	int routing;           /* enum vt_coll_routing; 0 at create = RANGE */
 } vt_coll_config;
+
+/* Which shard an id goes to (stored in the collection's config). */
+enum vt_coll_routing {
+	/* vt_hash64(id) % shard_count: collections created before the
+	 * routing was recorded (their config has no "routing") */
+	VT_COLL_ROUTE_MOD = 1,
+	/* vt_hash_range(vt_hash64(id), shard_count): the cluster's key
+	 * ranges (lib/pd), so a collection routes alike in `vectron serve`
+	 * and in a cluster; every new collection */
+	VT_COLL_ROUTE_RANGE = 2,
+};
 
 VT_API void vt_coll_config_default(vt_coll_config *c, const char *name,
 				   uint32_t dim, int metric);

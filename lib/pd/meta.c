@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/hash.h"
 #include "pd_int.h"
 
 int vt_pd_meta_new(vt_pd_meta **out)
@@ -156,9 +157,7 @@ void vt__pd_key_ranges(vt_pd_shard *shards, uint32_t n)
 
 uint32_t vt_pd_shard_of_key(uint32_t shard_count, uint64_t key)
 {
-	if (shard_count <= 1)
-		return 0;
-	return (uint32_t)(((unsigned __int128)key * shard_count) >> 64);
+	return vt_hash_range(key, shard_count);
 }
 
 const char *vt_pd_role_name(int role)

@@ -19,6 +19,7 @@
 
 #include "base/alloc.h"
 #include "base/file.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "coll/coll.h"
 
@@ -397,6 +398,70 @@ static void test_stream_and_strong(void **state)
 	vt_db_close(db);
 }
 
+
+/* Per-shard point counts of `c` against where `route` puts ids p0..pn-1. */
+static void check_routing(vt_coll *c, uint64_t n, int route)
+{
+	uint64_t want[8] = {0};
+	uint32_t shards = vt_coll_config_get(c)->shard_count;
+	for (uint64_t i = 0; i < n; i++) {
+		char id[16];
+		int l = snprintf(id, sizeof id, "p%llu", (unsigned long long)i);
+		uint64_t h = vt_hash64(id, (size_t)l, 0);
+		want[route == VT_COLL_ROUTE_MOD ? h % shards
+						 : vt_hash_range(h, shards)]++;
+	}
+	vt_coll_status st;
+	assert_int_equal(vt_coll_status_get(c, &st), 0);
+	assert_int_equal(st.n_shards, shards);
+	for (uint32_t i = 0; i < shards; i++)
+		assert_int_equal(st.shards[i].points, want[i]);
+	vt_free(st.shards);
+}
+
+/* New collections route ids by key range (as the cluster's PD does); a
+ * collection whose config predates the routing field keeps `% n`, so its
+ * points stay where they are. */
+static void test_routing_versions(void **state)
+{
+	(void)state;
+	vt_db *db = open_db();
+	make_coll(db, "ranged", VT_METRIC_L2);
+	make_coll(db, "legacy", VT_METRIC_L2);
+	vt_coll *c;
+	assert_int_equal(vt_db_get(db, "ranged", &c), 0);
+	assert_int_equal(vt_coll_config_get(c)->routing, VT_COLL_ROUTE_RANGE);
+	fill(c, 0, NPTS);
+	check_routing(c, NPTS, VT_COLL_ROUTE_RANGE);
+	vt_coll_release(c);
+	vt_db_close(db);
+	/* rewrite "legacy"'s config as an earlier build wrote it */
+	char path[4096];
+	snprintf(path, sizeof path, "%s/collections/legacy/collection.json", g_dir);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	char text[4096];
+	size_t n = fread(text, 1, sizeof text - 1, f);
+	fclose(f);
+	text[n] = 0;
+	char *r = strstr(text, ",\n \"routing\": \"range\"");
+	if (!r) /* the key may come first or last: JSON_SORT_KEYS puts it last */
+		fail_msg("no routing field in %s", text);
+	memmove(r, r + strlen(",\n \"routing\": \"range\""),
+		strlen(r + strlen(",\n \"routing\": \"range\"")) + 1);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	db = open_db();
+	assert_int_equal(vt_db_get(db, "legacy", &c), 0);
+	assert_int_equal(vt_coll_config_get(c)->routing, VT_COLL_ROUTE_MOD);
+	fill(c, 0, NPTS);
+	check_routing(c, NPTS, VT_COLL_ROUTE_MOD);
+	vt_coll_release(c);
+	vt_db_close(db);
+}
+
 static void quiet(void *ud, int level, const char *module, const char *line)
 {
 	(void)ud;
@@ -411,6 +476,8 @@ int main(void)
 		vt_log_set_handler(quiet, NULL);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_catalog, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_routing_versions, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_writes_and_reads, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stream_and_strong, setup,
