@@ -258,15 +258,6 @@ static int read_points(vt_repl *r, struct raft *raft, void *ud)
 	return rc;
 }
 
-static const char *state_name(int st)
-{
-	switch (st) {
-	case RAFT_LEADER: return "leader";
-	case RAFT_FOLLOWER: return "follower";
-	case RAFT_CANDIDATE: return "candidate";
-	default: return "unavailable";
-	}
-}
 
 /* -- ingest: the commands not yet acknowledged, W writers -- */
 
@@ -529,7 +520,7 @@ static void cmd_status(void)
 	if (rc)
 		answer("err %s", vt_errname(rc));
 	else
-		answer("ok %s %d %llu %llu %llu", state_name(s.state), s.ready,
+		answer("ok %s %d %llu %llu %llu", vt_repl_state_name(s.state), s.ready,
 		       (unsigned long long)s.term, (unsigned long long)s.applied,
 		       (unsigned long long)s.points);
 }

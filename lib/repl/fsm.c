@@ -524,13 +524,13 @@ static void reads_issue(vt_repl *r);
 static void heard_sample(vt_repl *r);
 static void xfer_poll(vt_repl *r);
 
-static const char *state_name(int st)
+const char *vt_repl_state_name(int state)
 {
-	switch (st) {
+	switch (state) {
 	case RAFT_LEADER: return "leader";
 	case RAFT_CANDIDATE: return "candidate";
 	case RAFT_FOLLOWER: return "follower";
-	default: return "unavailable (stopped)";
+	default: return "unavailable";
 	}
 }
 
@@ -547,7 +547,7 @@ static void log_state(vt_repl *r)
 	raft_leader(r->raft, &lid, &laddr);
 	VT_LOG(st == RAFT_UNAVAILABLE ? VT_LOG_ERROR : VT_LOG_INFO, MOD,
 	       "%s: %s in term %" PRIu64 " (leader %llu)", r->dir,
-	       state_name(st), (uint64_t)t, (unsigned long long)lid);
+	       vt_repl_state_name(st), (uint64_t)t, (unsigned long long)lid);
 	r->seen_state = st;
 	r->seen_term = t;
 }

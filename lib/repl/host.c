@@ -42,7 +42,8 @@ struct op {
 	int (*fn)(vt_repl *, struct raft *, void *); /* call */
 	void *ud;
 	const char *peer;         /* drop; change: the address */
-	int drop;                 /* drop; change: the kind */
+	int drop;                 /* drop */
+	int change;               /* change: enum vt_repl_change_kind */
 	raft_id id;               /* change */
 	int role;                 /* change (add) */
 	uint64_t deadline_ns;     /* apply: waiting for a ready leader */
@@ -456,18 +457,18 @@ static void run_change(vt_repl_hgroup *g, struct op *op)
 	int rc;
 	if (!r)
 		rc = vt_errmsg_set(op->err, VT_ESHUTDOWN, "group closed");
-	else if (op->drop == VT_REPL_CHANGE_ADD)
+	else if (op->change == VT_REPL_CHANGE_ADD)
 		rc = vt_repl_add(r, op->id, op->peer, op->role, op_cb, op,
 				 op->err);
-	else if (op->drop == VT_REPL_CHANGE_PROMOTE)
+	else if (op->change == VT_REPL_CHANGE_PROMOTE)
 		rc = vt_repl_promote(r, op->id, op_cb, op, op->err);
-	else if (op->drop == VT_REPL_CHANGE_REMOVE)
+	else if (op->change == VT_REPL_CHANGE_REMOVE)
 		rc = vt_repl_remove(r, op->id, op_cb, op, op->err);
-	else if (op->drop == VT_REPL_CHANGE_TRANSFER)
+	else if (op->change == VT_REPL_CHANGE_TRANSFER)
 		rc = vt_repl_transfer(r, op->id, op_cb, op, op->err);
 	else
 		rc = vt_errmsg_set(op->err, VT_EINVAL, "unknown change %d",
-				   op->drop);
+				   op->change);
 	if (rc)
 		finish(g->h, op, rc);
 }
@@ -702,7 +703,7 @@ int vt_repl_host_change(vt_repl_host *h, vt_repl_hgroup *g, int kind,
 			raft_id id, const char *address, int role,
 			vt_errmsg *err)
 {
-	struct op op = {.kind = OP_CHANGE, .g = g, .drop = kind, .id = id,
+	struct op op = {.kind = OP_CHANGE, .g = g, .change = kind, .id = id,
 			.peer = address, .role = role, .err = err};
 	return submit(h, &op);
 }

@@ -335,4 +335,8 @@ typedef struct vt_repl_stats {
 
 VT_API void vt_repl_stats_get(vt_repl *r, vt_repl_stats *out);
 
+/* "leader", "candidate", "follower" or "unavailable" (halted) for a
+ * raft_state() value: the words the logs and status reports use. Static. */
+VT_API const char *vt_repl_state_name(int state);
+
 #endif

@@ -120,15 +120,6 @@ struct status {
 	unsigned shard;
 };
 
-static const char *state_name(int st)
-{
-	switch (st) {
-	case RAFT_LEADER: return "leader";
-	case RAFT_FOLLOWER: return "follower";
-	case RAFT_CANDIDATE: return "candidate";
-	default: return "unavailable";
-	}
-}
 
 /* The shard's points as an order-independent digest (on the host thread:
  * the shard handle is valid there). */
@@ -182,7 +173,7 @@ static int status_of(vt_repl *r, struct raft *raft, void *ud)
 		"\"indexed\":%" PRIu64 ",\"index_points\":%" PRIu64 ","
 		"\"snapshots\":%" PRIu64 ",\"restores\":%" PRIu64
 		",\"error\":%d}",
-		st->shard ? "," : "", st->shard, state_name(raft_state(raft)),
+		st->shard ? "," : "", st->shard, vt_repl_state_name(raft_state(raft)),
 		(unsigned long long)raft->current_term,
 		(unsigned long long)lid, vt_repl_ready(r),
 		(unsigned long long)raft->commit_index,
