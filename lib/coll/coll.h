@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/error.h"
 #include "shard/shard.h"
 
@@ -66,6 +67,17 @@ typedef struct vt_coll_writer {
 	 * and its files may be removed. */
 	void (*detach)(void *ud, void *h);
 } vt_coll_writer;
+
+/* The whole configuration (shard config included) as bytes: compact JSON
+ * with a version, for the placement driver, which stores it opaquely and
+ * hands it to the workers. Appends to `out` (vt_buf errors). */
+VT_API int vt_coll_config_encode(const vt_coll_config *c, vt_buf *out,
+				 vt_errmsg *err);
+/* Decodes what vt_coll_config_encode wrote into *c and checks it (name,
+ * ranges, vt_shard_config_check). VT_EINVAL naming the problem,
+ * VT_EVERSION for a version this build does not read. */
+VT_API int vt_coll_config_decode(const void *bytes, size_t len,
+				 vt_coll_config *c, vt_errmsg *err);
 
 typedef struct vt_db_opts {
 	unsigned threads;         /* fan-out pool, default: online CPUs */

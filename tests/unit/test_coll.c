@@ -462,6 +462,81 @@ static void test_routing_versions(void **state)
 	vt_db_close(db);
 }
 
+/* The config codec the placement driver stores: every field survives a
+ * round trip, and damaged or foreign bytes are refused with the reason. */
+static void test_config_codec(void **state)
+{
+	(void)state;
+	vt_coll_config c, d;
+	vt_coll_config_default(&c, "docs-1", 96, VT_METRIC_COSINE);
+	c.shard_count = 7;
+	c.rescore = 0;
+	c.oversampling = 3.5f;
+	c.routing = VT_COLL_ROUTE_RANGE;
+	c.shard.m = 24;
+	c.shard.ef_construction = 150;
+	c.shard.ef_search = 80;
+	c.shard.quant = VT_QUANT_INT8;
+	c.shard.index_mode = VT_INDEX_ASYNC;
+	c.shard.n_fields = 2;
+	snprintf(c.shard.fields[0].path, sizeof c.shard.fields[0].path, "color");
+	c.shard.fields[0].type = VT_PAYLOAD_KEYWORD;
+	snprintf(c.shard.fields[1].path, sizeof c.shard.fields[1].path, "a.b");
+	c.shard.fields[1].type = VT_PAYLOAD_INTEGER;
+	vt_buf b;
+	vt_buf_init(&b, 1 << 20);
+	vt_errmsg err = {0};
+	assert_int_equal(vt_coll_config_encode(&c, &b, &err), 0);
+	assert_int_equal(vt_coll_config_decode(b.data, b.len, &d, &err), 0);
+	assert_string_equal(d.name, "docs-1");
+	assert_int_equal(d.shard_count, 7);
+	assert_int_equal(d.rescore, 0);
+	assert_true(d.oversampling == 3.5f);
+	assert_int_equal(d.routing, VT_COLL_ROUTE_RANGE);
+	assert_int_equal(d.shard.dim, 96);
+	assert_int_equal(d.shard.metric, VT_METRIC_COSINE);
+	assert_int_equal(d.shard.m, 24);
+	assert_int_equal(d.shard.ef_construction, 150);
+	assert_int_equal(d.shard.ef_search, 80);
+	assert_int_equal(d.shard.quant, VT_QUANT_INT8);
+	assert_int_equal(d.shard.index_mode, VT_INDEX_ASYNC);
+	assert_int_equal(d.shard.n_fields, 2);
+	assert_string_equal(d.shard.fields[1].path, "a.b");
+	assert_int_equal(d.shard.fields[1].type, VT_PAYLOAD_INTEGER);
+	/* damaged: truncated, a field missing, an unknown one, a bad value,
+	 * another version */
+	assert_int_equal(vt_coll_config_decode(b.data, b.len - 3, &d, &err),
+			 VT_EINVAL);
+	const char *bad[] = {
+		"{\"version\":1}",
+		"[1,2]",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		assert_int_equal(vt_coll_config_decode(bad[i], strlen(bad[i]),
+						       &d, &err),
+				 VT_EINVAL);
+	char *t = vt_malloc(b.len + 64);
+	memcpy(t, b.data, b.len);
+	t[b.len] = 0;
+	char *p = strstr(t, "\"dim\":96");
+	assert_non_null(p);
+	memcpy(p, "\"dim\":00", 8); /* dim 0 */
+	assert_int_equal(vt_coll_config_decode(t, b.len, &d, &err), VT_EINVAL);
+	memcpy(p, "\"dim\":96", 8);
+	p = strstr(t, "\"version\":1");
+	assert_non_null(p);
+	p[10] = '9';
+	assert_int_equal(vt_coll_config_decode(t, b.len, &d, &err), VT_EVERSION);
+	assert_non_null(strstr(err.msg, "version 9"));
+	p[10] = '1';
+	p = strstr(t, "\"distance\":\"cosine\"");
+	assert_non_null(p);
+	memcpy(p + 12, "cosinx", 6);
+	assert_int_equal(vt_coll_config_decode(t, b.len, &d, &err), VT_EINVAL);
+	vt_free(t);
+	vt_buf_free(&b);
+}
+
 static void quiet(void *ud, int level, const char *module, const char *line)
 {
 	(void)ud;
@@ -475,6 +550,7 @@ int main(void)
 	if (!getenv("VT_TEST_VERBOSE"))
 		vt_log_set_handler(quiet, NULL);
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config_codec),
 		cmocka_unit_test_setup_teardown(test_catalog, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_routing_versions, setup,
 						teardown),
