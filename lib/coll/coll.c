@@ -32,6 +32,9 @@ struct vt_coll {
 	vt_shard **shards;
 	void **wh;       /* per shard: the writer's handle (NULL: none) */
 	int dropped;
+	/* remote: the filter schema, from the config (local: the shards') */
+	vt_payload_field schema_fields[VT_SHARD_MAX_FIELDS];
+	vt_payload_schema schema;
 };
 
 struct vt_db {
@@ -43,7 +46,59 @@ struct vt_db {
 	pthread_mutex_t ddl;   /* one create/drop at a time */
 	vt_coll **colls;       /* sorted by name */
 	size_t n, cap;
+	const vt_coll_remote *remote; /* NULL: the shards are here */
 };
+
+/* ---- shard access: here, or behind the remote back end ------------------------ */
+
+static int sh_search(vt_coll *c, uint32_t i, const vt_shard_query *q,
+		     int strong, vt_shard_results *out, vt_errmsg *err)
+{
+	const vt_coll_remote *r = c->db->remote;
+	if (r)
+		return r->search(r->ud, c->cfg.name, i, q, strong, out, err);
+	return vt_shard_search(c->shards[i], q, out, err);
+}
+
+static int sh_get(vt_coll *c, uint32_t i, const char *const *ids,
+		  const uint32_t *lens, size_t n, int wp, int wv,
+		  vt_shard_results *out, vt_errmsg *err)
+{
+	const vt_coll_remote *r = c->db->remote;
+	if (r)
+		return r->get(r->ud, c->cfg.name, i, ids, lens, n, wp, wv, out,
+			      err);
+	return vt_shard_get(c->shards[i], ids, lens, n, wp, wv, out, err);
+}
+
+static int sh_scroll(vt_coll *c, uint32_t i, uint64_t from, uint32_t limit,
+		     const vt_filter *f, int wp, int wv, vt_shard_results *out,
+		     uint64_t *next, vt_errmsg *err)
+{
+	const vt_coll_remote *r = c->db->remote;
+	if (r)
+		return r->scroll(r->ud, c->cfg.name, i, from, limit, f, wp, wv,
+				 out, next, err);
+	return vt_shard_scroll(c->shards[i], from, limit, f, wp, wv, out, next,
+			       err);
+}
+
+static int sh_count(vt_coll *c, uint32_t i, const vt_filter *f,
+		    uint64_t *out, vt_errmsg *err)
+{
+	const vt_coll_remote *r = c->db->remote;
+	if (r)
+		return r->count(r->ud, c->cfg.name, i, f, out, err);
+	return vt_shard_count(c->shards[i], f, out, err);
+}
+
+static void sh_results_free(const vt_db *db, vt_shard_results *res)
+{
+	if (db->remote)
+		db->remote->results_free(db->remote->ud, res);
+	else
+		vt_shard_results_free(res);
+}
 
 /* ---- config ---------------------------------------------------------------- */
 
@@ -435,6 +490,37 @@ fail:
 	return rc;
 }
 
+int vt_db_open_remote(const vt_coll_remote *r, const vt_db_opts *o,
+		      vt_db **out, vt_errmsg *err)
+{
+	vt_db_opts dopts;
+	if (!o) {
+		vt_db_opts_default(&dopts);
+		o = &dopts;
+	}
+	*out = NULL;
+	vt_db *db = vt_calloc(1, sizeof *db);
+	if (!db)
+		return vt_errmsg_set(err, VT_ENOMEM, "out of memory");
+	pthread_rwlock_init(&db->lock, NULL);
+	pthread_mutex_init(&db->ddl, NULL);
+	db->opts = *o;
+	db->opts.shard.create = NULL;
+	db->opts.writer = NULL;
+	db->remote = r;
+	if (!db->opts.threads)
+		db->opts.threads = vt_cpu_count();
+	if (!db->opts.default_shards)
+		db->opts.default_shards = vt_cpu_count();
+	int rc = vt_pool_create(db->opts.threads - 1, &db->pool);
+	if (rc) {
+		vt_db_close(db);
+		return vt_errmsg_set(err, rc, "starting threads");
+	}
+	*out = db;
+	return 0;
+}
+
 void vt_db_close(vt_db *db)
 {
 	if (!db)
@@ -452,6 +538,8 @@ void vt_db_close(vt_db *db)
 
 int vt_db_checkpoint(vt_db *db, vt_errmsg *err)
 {
+	if (db->remote)
+		return 0; /* the workers keep their own shards */
 	vt_coll **all;
 	size_t n;
 	int rc = vt_db_list(db, &all, &n), first = 0;
@@ -488,6 +576,11 @@ int vt_db_create(vt_db *db, const vt_coll_config *in, vt_errmsg *err)
 				     (double)cfg.oversampling);
 	if ((rc = vt_shard_config_check(&cfg.shard, err)))
 		return rc;
+	if (db->remote) {
+		if (!cfg.routing)
+			cfg.routing = VT_COLL_ROUTE_RANGE;
+		return db->remote->create(db->remote->ud, &cfg, err);
+	}
 	pthread_mutex_lock(&db->ddl);
 	pthread_rwlock_rdlock(&db->lock);
 	ssize_t at = table_find(db, cfg.name);
@@ -549,8 +642,28 @@ out:
 	return rc;
 }
 
+static void table_remove(vt_db *db, const char *name)
+{
+	pthread_rwlock_wrlock(&db->lock);
+	ssize_t at = table_find(db, name);
+	vt_coll *c = NULL;
+	if (at >= 0) {
+		c = db->colls[at];
+		memmove(&db->colls[at], &db->colls[at + 1],
+			(db->n - (size_t)at - 1) * sizeof *db->colls);
+		db->n--;
+	}
+	pthread_rwlock_unlock(&db->lock);
+	vt_coll_release(c);
+}
+
 int vt_db_drop(vt_db *db, const char *name, vt_errmsg *err)
 {
+	if (db->remote) {
+		int rc = db->remote->drop(db->remote->ud, name, err);
+		table_remove(db, name);
+		return rc;
+	}
 	pthread_mutex_lock(&db->ddl);
 	pthread_rwlock_wrlock(&db->lock);
 	ssize_t at = table_find(db, name);
@@ -591,8 +704,55 @@ out:
 	return rc;
 }
 
+/* A remote collection as the back end describes it now: the cached one
+ * while its config is the same, else a new one in its place. */
+static int remote_get(vt_db *db, const char *name, vt_coll **out)
+{
+	vt_coll_config cfg;
+	vt_errmsg e;
+	memset(&cfg, 0, sizeof cfg);
+	int rc = db->remote->lookup(db->remote->ud, name, &cfg, &e);
+	if (rc == VT_ENOENT)
+		table_remove(db, name);
+	if (rc)
+		return rc;
+	pthread_rwlock_wrlock(&db->lock);
+	ssize_t at = table_find(db, name);
+	vt_coll *c = at >= 0 ? db->colls[at] : NULL;
+	if (c && memcmp(&c->cfg, &cfg, sizeof cfg)) {
+		/* recreated elsewhere with another config */
+		memmove(&db->colls[at], &db->colls[at + 1],
+			(db->n - (size_t)at - 1) * sizeof *db->colls);
+		db->n--;
+		vt_coll_release(c);
+		c = NULL;
+	}
+	if (!c && (c = vt_calloc(1, sizeof *c))) {
+		atomic_init(&c->refs, 1);
+		c->db = db;
+		c->cfg = cfg;
+		for (uint32_t i = 0; i < cfg.shard.n_fields; i++) {
+			c->schema_fields[i].path = c->cfg.shard.fields[i].path;
+			c->schema_fields[i].type = c->cfg.shard.fields[i].type;
+		}
+		c->schema.fields = c->schema_fields;
+		c->schema.n = cfg.shard.n_fields;
+		if (table_add(db, c)) {
+			vt_free(c);
+			c = NULL;
+		}
+	}
+	if (c)
+		atomic_fetch_add(&c->refs, 1);
+	pthread_rwlock_unlock(&db->lock);
+	*out = c;
+	return c ? 0 : VT_ENOMEM;
+}
+
 int vt_db_get(vt_db *db, const char *name, vt_coll **out)
 {
+	if (db->remote)
+		return remote_get(db, name, out);
 	pthread_rwlock_rdlock(&db->lock);
 	ssize_t at = table_find(db, name);
 	if (at >= 0) {
@@ -603,8 +763,40 @@ int vt_db_get(vt_db *db, const char *name, vt_coll **out)
 	return at >= 0 ? 0 : VT_ENOENT;
 }
 
+static int remote_list(vt_db *db, vt_coll ***out, size_t *n)
+{
+	char **names = NULL;
+	size_t k = 0, m = 0;
+	vt_errmsg e;
+	int rc = db->remote->list(db->remote->ud, &names, &k, &e);
+	vt_coll **arr = rc ? NULL : vt_malloc((k ? k : 1) * sizeof *arr);
+	if (!rc && !arr)
+		rc = VT_ENOMEM;
+	for (size_t i = 0; !rc && i < k; i++) {
+		int r = remote_get(db, names[i], &arr[m]);
+		if (!r)
+			m++;
+		else if (r != VT_ENOENT) /* dropped meanwhile: skip it */
+			rc = r;
+	}
+	for (size_t i = 0; i < k; i++)
+		vt_free(names[i]);
+	vt_free(names);
+	if (rc) {
+		while (m)
+			vt_coll_release(arr[--m]);
+		vt_free(arr);
+		arr = NULL;
+	}
+	*out = arr;
+	*n = m;
+	return rc;
+}
+
 int vt_db_list(vt_db *db, vt_coll ***out, size_t *n)
 {
+	if (db->remote)
+		return remote_list(db, out, n);
 	pthread_rwlock_rdlock(&db->lock);
 	vt_coll **arr = vt_malloc((db->n ? db->n : 1) * sizeof *arr);
 	if (arr) {
@@ -626,7 +818,7 @@ const vt_coll_config *vt_coll_config_get(const vt_coll *c)
 
 const vt_payload_schema *vt_coll_schema(const vt_coll *c)
 {
-	return vt_shard_schema(c->shards[0]);
+	return c->db->remote ? &c->schema : vt_shard_schema(c->shards[0]);
 }
 
 int vt_coll_status_get(vt_coll *c, vt_coll_status *st)
@@ -639,7 +831,10 @@ int vt_coll_status_get(vt_coll *c, vt_coll_status *st)
 	st->n_shards = n;
 	for (uint32_t i = 0; i < n; i++) {
 		vt_shard_status *s = &st->shards[i];
-		int rc = vt_shard_status_get(c->shards[i], s);
+		const vt_coll_remote *r = c->db->remote;
+		vt_errmsg e;
+		int rc = r ? r->status(r->ud, c->cfg.name, i, s, &e)
+			   : vt_shard_status_get(c->shards[i], s);
 		if (rc) {
 			vt_free(st->shards);
 			st->shards = NULL;
@@ -715,6 +910,13 @@ static void part_task(void *ctx, size_t i)
 	struct parts *p = ctx;
 	if (!p->cmd[i].len)
 		return;
+	const vt_coll_remote *r = p->c->db->remote;
+	if (r) {
+		p->rcs[i] = r->write(r->ud, p->c->cfg.name, (uint32_t)i,
+				     p->cmd[i].data, p->cmd[i].len, p->count[i],
+				     p->validate, &p->res[i], &p->errs[i]);
+		return;
+	}
 	vt_shard *s = p->c->shards[i];
 	const vt_coll_writer *w = p->c->db->opts.writer;
 	if (p->validate)
@@ -766,7 +968,7 @@ static int parts_run(struct parts *p, vt_coll_write_result *res,
 	for (uint32_t i = 0; i < n; i++)
 		used += p->cmd[i].len != 0;
 	int rc;
-	if (used > 1 || p->c->db->opts.writer) {
+	if (used > 1 || (p->c->db->opts.writer && !p->c->db->remote)) {
 		p->validate = 1;
 		vt_pool_run(p->c->db->pool, n, part_task, p);
 		if ((rc = parts_error(p, err)))
@@ -985,6 +1187,7 @@ int vt_coll_set_payload(vt_coll *c, const char *const *ids, const size_t *lens,
 /* ---- reads ------------------------------------------------------------------- */
 
 struct results_priv {
+	const vt_db *db;
 	vt_shard_results *parts;
 	uint32_t n;
 };
@@ -996,7 +1199,7 @@ void vt_coll_results_free(vt_coll_results *r)
 	struct results_priv *p = r->priv_;
 	if (p) {
 		for (uint32_t i = 0; i < p->n; i++)
-			vt_shard_results_free(&p->parts[i]);
+			sh_results_free(p->db, &p->parts[i]);
 		vt_free(p->parts);
 		vt_free(p);
 	}
@@ -1004,8 +1207,9 @@ void vt_coll_results_free(vt_coll_results *r)
 	memset(r, 0, sizeof *r);
 }
 
-static int results_init(vt_coll_results *r, uint32_t nparts)
+static int results_init(vt_coll_results *r, const vt_coll *c)
 {
+	uint32_t nparts = c->cfg.shard_count;
 	memset(r, 0, sizeof *r);
 	struct results_priv *p = vt_calloc(1, sizeof *p);
 	if (!p)
@@ -1016,6 +1220,7 @@ static int results_init(vt_coll_results *r, uint32_t nparts)
 		return VT_ENOMEM;
 	}
 	p->n = nparts;
+	p->db = c->db;
 	r->priv_ = p;
 	return 0;
 }
@@ -1045,9 +1250,9 @@ static void get_task(void *ctx, size_t s)
 			ids[k] = j->ids[j->p->map[s][k]];
 			lens[k] = (uint32_t)j->lens[j->p->map[s][k]];
 		}
-		j->p->rcs[s] = vt_shard_get(j->c->shards[s], ids, lens, n,
-					    j->with_payload, j->with_vector,
-					    &j->out[s], &j->p->errs[s]);
+		j->p->rcs[s] = sh_get(j->c, (uint32_t)s, ids, lens, n,
+				      j->with_payload, j->with_vector,
+				      &j->out[s], &j->p->errs[s]);
 	}
 	vt_free(ids);
 	vt_free(lens);
@@ -1057,7 +1262,7 @@ int vt_coll_get(vt_coll *c, const char *const *ids, const size_t *lens,
 		size_t n, int with_payload, int with_vector,
 		vt_coll_results *out, vt_errmsg *err)
 {
-	int rc = results_init(out, c->cfg.shard_count);
+	int rc = results_init(out, c);
 	if (rc)
 		return vt_errmsg_set(err, rc, "out of memory");
 	if ((rc = check_ids(ids, lens, n, err)))
@@ -1135,6 +1340,7 @@ struct search_job {
 	int has_threshold;
 	float threshold;
 	int metric;
+	int strong; /* remote: a linearizable read of each shard */
 };
 
 static int hit_cmp(const void *a, const void *b)
@@ -1174,8 +1380,8 @@ static void search_task(void *ctx, size_t s)
 	struct search_job *j = ctx;
 	vt_shard_query q = j->sq[0];
 	q.min_index = j->min_index ? j->min_index[s] : 0;
-	j->rcs[s] = vt_shard_search(j->c->shards[s], &q, &j->parts[s],
-				    &j->errs[s]);
+	j->rcs[s] = sh_search(j->c, (uint32_t)s, &q, j->strong, &j->parts[s],
+			      &j->errs[s]);
 	if (!j->partial)
 		return;
 	pthread_mutex_lock(&j->mu);
@@ -1191,7 +1397,7 @@ int vt_coll_search(vt_coll *c, const vt_coll_query *q,
 		   vt_errmsg *err)
 {
 	uint32_t ns = c->cfg.shard_count;
-	int rc = results_init(out, ns);
+	int rc = results_init(out, c);
 	if (rc)
 		return vt_errmsg_set(err, rc, "out of memory");
 	if (q->k < 1 || q->k > VT_COLL_MAX_K)
@@ -1222,18 +1428,20 @@ int vt_coll_search(vt_coll *c, const vt_coll_query *q,
 	j.rcs = vt_calloc(ns, sizeof *j.rcs);
 	j.errs = vt_calloc(ns, sizeof *j.errs);
 	j.finished = vt_calloc(ns, sizeof *j.finished);
-	if (q->strong)
+	if (q->strong && !c->db->remote)
 		j.min_index = vt_calloc(ns, sizeof *j.min_index);
 	size_t room = (size_t)q->k * ns;
 	out->hits = vt_malloc(room * sizeof *out->hits);
 	if (partial)
 		j.scratch = vt_malloc(room * sizeof *j.scratch);
 	if (!j.rcs || !j.errs || !j.finished || !out->hits ||
-	    (q->strong && !j.min_index) || (partial && !j.scratch)) {
+	    (q->strong && !c->db->remote && !j.min_index) ||
+	    (partial && !j.scratch)) {
 		rc = vt_errmsg_set(err, VT_ENOMEM, "out of memory");
 		goto out;
 	}
-	for (uint32_t s = 0; q->strong && s < ns; s++) {
+	j.strong = q->strong;
+	for (uint32_t s = 0; q->strong && !c->db->remote && s < ns; s++) {
 		uint64_t indexed;
 		vt_shard_progress(c->shards[s], &j.min_index[s], &indexed);
 	}
@@ -1287,7 +1495,7 @@ int vt_coll_scroll(vt_coll *c, const vt_filter *f, uint32_t limit,
 	uint32_t ns = c->cfg.shard_count, s;
 	uint64_t from;
 	next_cursor[0] = '\0';
-	int rc = results_init(out, ns);
+	int rc = results_init(out, c);
 	if (rc)
 		return vt_errmsg_set(err, rc, "out of memory");
 	if (limit < 1 || limit > VT_COLL_MAX_POINTS)
@@ -1305,9 +1513,8 @@ int vt_coll_scroll(vt_coll *c, const vt_filter *f, uint32_t limit,
 	for (; s < ns && out->n < limit; s++, from = 0) {
 		uint64_t next;
 		vt_shard_results *sr = &rp->parts[s];
-		rc = vt_shard_scroll(c->shards[s], from,
-				     limit - (uint32_t)out->n, f, with_payload,
-				     with_vector, sr, &next, err);
+		rc = sh_scroll(c, s, from, limit - (uint32_t)out->n, f,
+			       with_payload, with_vector, sr, &next, err);
 		if (rc)
 			return rc;
 		for (size_t i = 0; i < sr->n; i++)
@@ -1334,8 +1541,8 @@ struct count_job {
 static void count_task(void *ctx, size_t s)
 {
 	struct count_job *j = ctx;
-	j->rcs[s] = vt_shard_count(j->c->shards[s], j->f, &j->counts[s],
-				   &j->errs[s]);
+	j->rcs[s] = sh_count(j->c, (uint32_t)s, j->f, &j->counts[s],
+			     &j->errs[s]);
 }
 
 int vt_coll_count(vt_coll *c, const vt_filter *f, uint64_t *out,

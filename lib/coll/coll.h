@@ -90,6 +90,59 @@ typedef struct vt_db_opts {
 
 VT_API void vt_db_opts_default(vt_db_opts *o);
 
+/* Shards served by other processes: the cluster gateway's back end
+ * (lib/gateway). The catalog and every shard operation are forwarded;
+ * splitting writes, checking a request's shape, merging and paging stay
+ * here, so a gateway answers exactly as `vectron serve` does. A shard is
+ * named by its collection and index; the back end finds where it lives.
+ * Every function may be called from any thread, many at once; each
+ * returns 0 or a VT_E* code with the message in `err`. */
+typedef struct vt_coll_remote {
+	void *ud;
+	/* The config is complete (defaults filled, checked). */
+	int (*create)(void *ud, const vt_coll_config *cfg, vt_errmsg *err);
+	int (*drop)(void *ud, const char *name, vt_errmsg *err);
+	/* Every collection's name: an array of strings, each and the array
+	 * vt_malloc'd (the caller frees them). */
+	int (*list)(void *ud, char ***names, size_t *n, vt_errmsg *err);
+	/* The collection's config; VT_ENOENT if there is none. Called on
+	 * every request that names a collection: the back end caches. */
+	int (*lookup)(void *ud, const char *name, vt_coll_config *cfg,
+		      vt_errmsg *err);
+	/* One shard's part of a write (a lib/shard command with `entries`
+	 * points or ids), or only its check (validate_only). */
+	int (*write)(void *ud, const char *coll, uint32_t shard,
+		     const void *cmd, size_t len, uint32_t entries,
+		     int validate_only, vt_shard_result *res, vt_errmsg *err);
+	/* Reads, as their vt_shard_* namesakes; a filter travels as its
+	 * source text (vt_filter_source). `linearizable`: through the shard
+	 * leader after it confirmed its leadership. */
+	int (*search)(void *ud, const char *coll, uint32_t shard,
+		      const vt_shard_query *q, int linearizable,
+		      vt_shard_results *out, vt_errmsg *err);
+	int (*get)(void *ud, const char *coll, uint32_t shard,
+		   const char *const *ids, const uint32_t *lens, size_t n,
+		   int with_payload, int with_vector, vt_shard_results *out,
+		   vt_errmsg *err);
+	int (*scroll)(void *ud, const char *coll, uint32_t shard,
+		      uint64_t from, uint32_t limit, const vt_filter *f,
+		      int with_payload, int with_vector, vt_shard_results *out,
+		      uint64_t *next, vt_errmsg *err);
+	int (*count)(void *ud, const char *coll, uint32_t shard,
+		     const vt_filter *f, uint64_t *out, vt_errmsg *err);
+	int (*status)(void *ud, const char *coll, uint32_t shard,
+		      vt_shard_status *out, vt_errmsg *err);
+	/* Frees results the back end filled (also after an error). */
+	void (*results_free)(void *ud, vt_shard_results *r);
+} vt_coll_remote;
+
+/* A database whose collections live behind `r` (borrowed: it must outlive
+ * the database): no directory, no shard here. `o` gives the fan-out pool
+ * (threads: calls block on the network, so more than the CPUs) and the
+ * default shard count; its shard options and writer are ignored. */
+VT_API int vt_db_open_remote(const vt_coll_remote *r, const vt_db_opts *o,
+			     vt_db **out, vt_errmsg *err);
+
 /* Opens (creating if needed) the database in `dir` and every collection in
  * it (dir/collections/<name>/). Leftovers of an interrupted create or drop
  * are removed. Errors as vt_shard_open, with the collection named. The

@@ -78,7 +78,14 @@ void vt_filter_free(vt_filter *f)
 	if (!f)
 		return;
 	cond_free(f->root);
+	vt_free(f->src);
 	vt_free(f);
+}
+
+const char *vt_filter_source(const vt_filter *f, size_t *len)
+{
+	*len = f->src_len;
+	return f->src;
 }
 
 /* ---- parsing ------------------------------------------------------------------ */
@@ -552,8 +559,14 @@ int vt_filter_parse(const char *json, size_t len, const vt_payload_schema *schem
 	strcpy(ps.where, "filter");
 	ps.wlen = strlen(ps.where);
 	vt_filter *f = vt_calloc(1, sizeof *f);
-	int rc = f ? parse_filter(&ps, root, 1, &f->root)
-		   : vt_errmsg_set(err, VT_ENOMEM, "filter: out of memory");
+	if (f && (f->src = vt_malloc(len + 1))) {
+		memcpy(f->src, json ? json : "", len);
+		f->src[len] = '\0';
+		f->src_len = len;
+	}
+	int rc = f && f->src ? parse_filter(&ps, root, 1, &f->root)
+			     : vt_errmsg_set(err, VT_ENOMEM,
+					     "filter: out of memory");
 	json_decref(root);
 	if (rc) {
 		vt_filter_free(f);

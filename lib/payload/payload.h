@@ -110,6 +110,10 @@ VT_API int vt_filter_parse(const char *json, size_t len,
 
 VT_API void vt_filter_free(vt_filter *f); /* NULL is a no-op */
 
+/* The JSON text the filter was parsed from (NUL-terminated, owned by the
+ * filter): what a gateway forwards to the workers that evaluate it. */
+VT_API const char *vt_filter_source(const vt_filter *f, size_t *len);
+
 /* 1 if payload `p` passes `f`, else 0. A NULL payload behaves as {}. */
 VT_API int vt_filter_match(const vt_filter *f, const vt_payload *p);
 

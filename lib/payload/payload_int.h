@@ -67,6 +67,8 @@ struct vt__cond {
 
 struct vt_filter {
 	struct vt__cond *root; /* op FILTER */
+	char *src;             /* the JSON text it was parsed from */
+	size_t src_len;
 };
 
 int vt__str_cmp(const struct vt__str *a, const struct vt__str *b);

@@ -7,7 +7,8 @@ find_library(PROTOBUF_C_LIB protobuf-c REQUIRED)
 add_library(vt_grpc STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/grpc_common.c
   ${CMAKE_CURRENT_SOURCE_DIR}/grpc_server.c
-  ${CMAKE_CURRENT_SOURCE_DIR}/grpc_client.c)
+  ${CMAKE_CURRENT_SOURCE_DIR}/grpc_client.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/rpcc.c)
 target_include_directories(vt_grpc PUBLIC ${CMAKE_SOURCE_DIR}/lib)
 target_link_libraries(vt_grpc PUBLIC vt_base PkgConfig::NGHTTP2 PkgConfig::LIBUV
                       ${PROTOBUF_C_LIB})

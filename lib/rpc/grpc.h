@@ -36,6 +36,11 @@ enum vt_grpc_status {
 /* Maps a VT_E* code (0 -> OK) to the status a client should see; the table
  * and its reasons are in docs/grpc.md. */
 VT_API int vt_grpc_status_from_err(int vt_err);
+/* The reverse, for a caller that relays another server's answer: the
+ * VT_E* code whose status this is (RESOURCE_EXHAUSTED: VT_EOVERLOAD,
+ * UNAVAILABLE: VT_EBUSY, FAILED_PRECONDITION: VT_EREADONLY, unknown:
+ * VT_EIO); 0 for OK. */
+VT_API int vt_grpc_err_from_status(int status);
 /* "OK", "INVALID_ARGUMENT", ...; "UNKNOWN" for codes out of range. */
 VT_API const char *vt_grpc_status_name(int status);
 

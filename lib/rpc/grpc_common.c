@@ -35,6 +35,37 @@ int vt_grpc_status_from_err(int e)
 	return vt_err_status_of(e).grpc;
 }
 
+int vt_grpc_err_from_status(int s)
+{
+	switch (s) {
+	case VT_GRPC_OK:
+		return 0;
+	case VT_GRPC_INVALID_ARGUMENT:
+		return VT_EINVAL;
+	case VT_GRPC_OUT_OF_RANGE:
+		return VT_ERANGE;
+	case VT_GRPC_NOT_FOUND:
+		return VT_ENOENT;
+	case VT_GRPC_ALREADY_EXISTS:
+		return VT_EEXIST;
+	case VT_GRPC_RESOURCE_EXHAUSTED:
+		return VT_EOVERLOAD;
+	case VT_GRPC_CANCELLED:
+		return VT_ECANCELED;
+	case VT_GRPC_UNIMPLEMENTED:
+		return VT_ENOTSUP;
+	case VT_GRPC_UNAVAILABLE:
+		return VT_EBUSY;
+	case VT_GRPC_FAILED_PRECONDITION:
+		return VT_EREADONLY;
+	case VT_GRPC_DEADLINE_EXCEEDED:
+		return VT_ETIMEDOUT;
+	case VT_GRPC_DATA_LOSS:
+		return VT_ECORRUPT;
+	}
+	return VT_EIO;
+}
+
 const char *vt_grpc_status_name(int s)
 {
 	static const char *const names[] = {

@@ -28,12 +28,25 @@ typedef struct vt_serve_config {
 	long long queue_max;
 	int queue_wait_ms;
 	int shutdown_grace_ms;
+	/* gateway only */
+	char pd[1024];          /* PD gRPC addresses, comma-separated */
+	int replication_factor; /* voters per shard of a new collection */
+	int search_replicas;    /* non-voters per shard on search-only workers */
+	int rpc_timeout_ms;
+	int retry_ms;
+	int routing_ttl_ms;
+	int prefer_search_only;
+	int fanout_threads;
 } vt_serve_config;
 
 /* Fills defaults, then applies file, environment and argv (argv[0] is the
  * subcommand). Returns 0, 1 when --help was printed, or -1 with the reason
  * on stderr. */
 int vt_serve_config_load(vt_serve_config *c, int argc, char **argv);
+
+/* The same for `vectron gateway` (its own table: the servers' settings
+ * and the cluster's, no data directory). */
+int vt_gateway_config_load(vt_serve_config *c, int argc, char **argv);
 
 /* Prints the table with each setting's current value. */
 void vt_serve_config_print(const vt_serve_config *c, FILE *out);

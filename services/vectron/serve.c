@@ -21,6 +21,7 @@
 #include "base/pool.h"
 #include "base/text.h"
 #include "config.h"
+#include "gateway/gateway.h"
 #include "raftw.h"
 #include "reqpool.h"
 #include "rest.h"
@@ -30,6 +31,8 @@
 #include "rpc/pbjson.h"
 
 struct server {
+	const char *name;  /* "serve" or "gateway": for messages */
+	char where[1100];  /* "data in ./data": for the ready line */
 	uv_loop_t *loop;
 	vt_serve_config cfg;
 	vt_db *db;
@@ -526,7 +529,7 @@ static int start(struct server *s)
 	if ((rc = vt_http_server_create(s->loop, &ho, on_http, s, &s->http, &e)) ||
 	    (rc = vt_http_server_listen(s->http, s->cfg.host, s->cfg.rest_port,
 					&e))) {
-		fprintf(stderr, "vectron serve: REST on %s:%d: %s\n",
+		fprintf(stderr, "vectron %s: REST on %s:%d: %s\n", s->name,
 			s->cfg.host, s->cfg.rest_port, e.msg);
 		return rc;
 	}
@@ -534,7 +537,8 @@ static int start(struct server *s)
 	vt_grpc_server_opts_default(&go);
 	go.max_recv_msg = go.max_send_msg = (size_t)s->cfg.max_message_bytes;
 	if ((rc = vt_grpc_server_new(s->loop, &go, &s->grpc))) {
-		fprintf(stderr, "vectron serve: gRPC: %s\n", vt_strerror(rc));
+		fprintf(stderr, "vectron %s: gRPC: %s\n", s->name,
+			vt_strerror(rc));
 		return rc;
 	}
 	size_t n;
@@ -555,7 +559,7 @@ static int start(struct server *s)
 	}
 	if ((rc = vt_grpc_server_listen(s->grpc, s->cfg.host, s->cfg.grpc_port,
 					&e))) {
-		fprintf(stderr, "vectron serve: gRPC on %s:%d: %s\n",
+		fprintf(stderr, "vectron %s: gRPC on %s:%d: %s\n", s->name,
 			s->cfg.host, s->cfg.grpc_port, e.msg);
 		return rc;
 	}
@@ -565,31 +569,79 @@ static int start(struct server *s)
 	uv_signal_start(&s->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&s->sigint, on_signal, SIGINT);
 	/* One line tests and scripts can wait for, with the real ports. */
-	printf("vectron serve: REST on http://%s:%d, gRPC on %s:%d, data in "
-	       "%s\n",
-	       s->cfg.host, vt_http_server_port(s->http), s->cfg.host,
-	       vt_grpc_server_port(s->grpc), s->cfg.data_dir);
-	VT_LOG(VT_LOG_INFO, "serve", "raft groups on %s",
-	       vt_raftw_address(s->raftw));
+	printf("vectron %s: REST on http://%s:%d, gRPC on %s:%d, %s\n",
+	       s->name, s->cfg.host, vt_http_server_port(s->http), s->cfg.host,
+	       vt_grpc_server_port(s->grpc), s->where);
+	if (s->raftw)
+		VT_LOG(VT_LOG_INFO, "serve", "raft groups on %s",
+		       vt_raftw_address(s->raftw));
 	fflush(stdout);
 	return 0;
+}
+
+/* Applies the log level; 0 or 2 (the exit code) with the reason. */
+static int log_setup(const struct server *s)
+{
+	int lvl = vt_log_level_parse(s->cfg.log_level);
+	if (lvl < 0) {
+		fprintf(stderr, "vectron %s: log_level: unknown \"%s\"\n",
+			s->name, s->cfg.log_level);
+		return 2;
+	}
+	vt_log_set_level(lvl);
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+/* Serves the API over s->db until SIGTERM/SIGINT (or a failed start):
+ * the API, the request workers, both servers and the loop. Leaves the
+ * database open for its owner. Returns 0, or the start's VT_E* error. */
+static int run(struct server *s, unsigned threads)
+{
+	vt_api_opts ao;
+	vt_api_opts_default(&ao);
+	ao.default_timeout_ms = (uint32_t)s->cfg.timeout_ms;
+	ao.version = VT_VERSION;
+	int rc = vt_api_create(s->db, &ao, &s->api);
+	if (!rc && (rc = vt_reqpool_create(s->loop, threads,
+					   (unsigned)s->cfg.request_spin_us,
+					   (unsigned)s->cfg.loop_spin_us,
+					   &s->pool)))
+		fprintf(stderr, "vectron %s: request workers: %s\n", s->name,
+			vt_strerror(rc));
+	if (!rc)
+		rc = start(s);
+	if (rc && !s->stopping) {
+		/* close what started so the loop can end */
+		s->stopping = 1;
+		if (s->http)
+			vt_http_server_shutdown(s->http, http_closed, s);
+		if (s->grpc)
+			vt_grpc_server_close(s->grpc, 0, grpc_closed, s);
+		if (uv_is_active((uv_handle_t *)&s->sigterm)) {
+			uv_close((uv_handle_t *)&s->sigterm, NULL);
+			uv_close((uv_handle_t *)&s->sigint, NULL);
+		}
+	}
+	uv_run(s->loop, UV_RUN_DEFAULT);
+	vt_reqpool_destroy(s->pool); /* nothing in flight: the loop ended */
+	vt_http_server_destroy(s->http);
+	vt_api_destroy(s->api);
+	vt_free(s->routes);
+	return rc;
 }
 
 int vt_cli_serve(int argc, char **argv)
 {
 	struct server s;
 	memset(&s, 0, sizeof s);
+	s.name = "serve";
 	int r = vt_serve_config_load(&s.cfg, argc, argv);
 	if (r)
 		return r > 0 ? 0 : 2;
-	int lvl = vt_log_level_parse(s.cfg.log_level);
-	if (lvl < 0) {
-		fprintf(stderr, "vectron serve: log_level: unknown \"%s\"\n",
-			s.cfg.log_level);
-		return 2;
-	}
-	vt_log_set_level(lvl);
-	signal(SIGPIPE, SIG_IGN);
+	if ((r = log_setup(&s)))
+		return r;
+	snprintf(s.where, sizeof s.where, "data in %s", s.cfg.data_dir);
 	unsigned threads = s.cfg.threads ? (unsigned)s.cfg.threads
 					 : vt_cpu_count();
 
@@ -620,36 +672,9 @@ int vt_cli_serve(int argc, char **argv)
 	}
 	VT_LOG(VT_LOG_INFO, "serve", "data opened in %.2f s",
 	       (double)(vt_clock_mono_ns() - t0) / 1e9);
-	vt_api_opts ao;
-	vt_api_opts_default(&ao);
-	ao.default_timeout_ms = (uint32_t)s.cfg.timeout_ms;
-	ao.version = VT_VERSION;
-	int rc = vt_api_create(s.db, &ao, &s.api);
-	if (!rc && (rc = vt_reqpool_create(s.loop, threads,
-					   (unsigned)s.cfg.request_spin_us,
-					   (unsigned)s.cfg.loop_spin_us,
-					   &s.pool)))
-		fprintf(stderr, "vectron serve: request workers: %s\n",
-			vt_strerror(rc));
-	if (!rc)
-		rc = start(&s);
-	if (rc && !s.stopping) {
-		/* close what started so the loop can end */
-		s.stopping = 1;
-		if (s.http)
-			vt_http_server_shutdown(s.http, http_closed, &s);
-		if (s.grpc)
-			vt_grpc_server_close(s.grpc, 0, grpc_closed, &s);
-		if (uv_is_active((uv_handle_t *)&s.sigterm)) {
-			uv_close((uv_handle_t *)&s.sigterm, NULL);
-			uv_close((uv_handle_t *)&s.sigint, NULL);
-		}
-	}
-	uv_run(s.loop, UV_RUN_DEFAULT);
-	vt_reqpool_destroy(s.pool); /* nothing in flight: the loop ended */
+	int rc = run(&s, threads);
 	/* No request runs any more: no write can be waiting for a group. */
 	vt_raftw_close(s.raftw);
-	vt_http_server_destroy(s.http);
 	if (!rc) {
 		VT_LOG(VT_LOG_INFO, "serve", "saving index snapshots");
 		if (vt_db_checkpoint(s.db, &e))
@@ -658,11 +683,57 @@ int vt_cli_serve(int argc, char **argv)
 			       "the WAL)",
 			       e.msg);
 	}
-	vt_api_destroy(s.api);
 	vt_db_close(s.db);
 	vt_raftw_free(s.raftw);
-	vt_free(s.routes);
 	uv_loop_close(s.loop);
 	VT_LOG(VT_LOG_INFO, "serve", "stopped");
+	return rc ? 1 : 0;
+}
+
+int vt_cli_gateway(int argc, char **argv)
+{
+	struct server s;
+	memset(&s, 0, sizeof s);
+	s.name = "gateway";
+	int r = vt_gateway_config_load(&s.cfg, argc, argv);
+	if (r)
+		return r > 0 ? 0 : 2;
+	if ((r = log_setup(&s)))
+		return r;
+	snprintf(s.where, sizeof s.where, "placement driver %s", s.cfg.pd);
+	unsigned threads = s.cfg.threads ? (unsigned)s.cfg.threads
+					 : vt_cpu_count();
+	vt_gw_opts go;
+	vt_gw_opts_default(&go);
+	go.pd = s.cfg.pd;
+	go.rf = (uint32_t)s.cfg.replication_factor;
+	go.search_replicas = (uint32_t)s.cfg.search_replicas;
+	go.rpc_timeout_ms = (uint32_t)s.cfg.rpc_timeout_ms;
+	go.retry_ms = (uint32_t)s.cfg.retry_ms;
+	go.routing_ttl_ms = (uint32_t)s.cfg.routing_ttl_ms;
+	go.prefer_search_only = s.cfg.prefer_search_only;
+	vt_errmsg e = {{0}};
+	vt_gw *gw;
+	if (vt_gw_open(&go, &gw, &e)) {
+		fprintf(stderr, "vectron gateway: %s\n", e.msg);
+		return 2;
+	}
+	vt_db_opts dbo;
+	vt_db_opts_default(&dbo);
+	/* Fan-out threads wait on the network, not the CPU. */
+	dbo.threads = (unsigned)s.cfg.fanout_threads;
+	dbo.default_shards = s.cfg.shards ? (uint32_t)s.cfg.shards
+					  : vt_cpu_count();
+	if (vt_db_open_remote(vt_gw_remote(gw), &dbo, &s.db, &e)) {
+		fprintf(stderr, "vectron gateway: %s\n", e.msg);
+		vt_gw_close(gw);
+		return 1;
+	}
+	s.loop = uv_default_loop();
+	int rc = run(&s, threads);
+	vt_db_close(s.db);
+	vt_gw_close(gw);
+	uv_loop_close(s.loop);
+	VT_LOG(VT_LOG_INFO, "gateway", "stopped");
 	return rc ? 1 : 0;
 }

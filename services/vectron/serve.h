@@ -8,4 +8,9 @@
 
 int vt_cli_serve(int argc, char **argv);
 
+/* `vectron gateway`: the same servers and API over a cluster: the
+ * collections live on workers found through the placement driver
+ * (lib/gateway), nothing is stored here. */
+int vt_cli_gateway(int argc, char **argv);
+
 #endif

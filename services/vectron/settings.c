@@ -102,8 +102,8 @@ void vt_settings_print(const vt_settings *t, const void *c, FILE *out)
 {
 	fprintf(out,
 		"usage: vectron %s [--config FILE] [--<setting> VALUE]...\n\n"
-		"%s Settings (file key, environment, flag; later sources "
-		"win:\ndefaults < config file (or %s) < environment < "
+		"%s\n\nSettings (file key, environment, flag; later sources "
+		"win: defaults <\nconfig file (or %s) < environment < "
 		"flags):\n\n",
 		t->command, t->intro, t->config_env);
 	for (size_t i = 0; i < t->n; i++) {

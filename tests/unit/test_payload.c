@@ -41,6 +41,12 @@ static vt_filter *F(const char *json, const vt_payload_schema *s)
 	if (rc)
 		fprintf(stderr, "filter %s: %s\n", json, e.msg);
 	assert_int_equal(rc, 0);
+	/* the source text comes back as given (a gateway forwards it) */
+	size_t len;
+	const char *src = vt_filter_source(f, &len);
+	assert_int_equal(len, strlen(json));
+	assert_memory_equal(src, json, len);
+	assert_int_equal(src[len], '\0');
 	return f;
 }
 
