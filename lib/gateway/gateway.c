@@ -163,6 +163,13 @@ static int pd_call(vt_gw *g, const char *method, const ProtobufCMessage *req,
 	}
 }
 
+int vt_gw_pd_call(vt_gw *g, const char *method, const ProtobufCMessage *req,
+		  const ProtobufCMessageDescriptor *reply_desc,
+		  ProtobufCMessage **reply, char *msg, size_t cap)
+{
+	return pd_call(g, method, req, reply_desc, reply, msg, cap);
+}
+
 static void route_unref(struct route *rt)
 {
 	if (rt && atomic_fetch_sub(&rt->refs, 1) == 1) {

@@ -16,7 +16,10 @@
 #ifndef VT_GATEWAY_GATEWAY_H
 #define VT_GATEWAY_GATEWAY_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
 
 #include "base/error.h"
 #include "coll/coll.h"
@@ -58,6 +61,16 @@ typedef struct vt_gw_stats {
 } vt_gw_stats;
 
 VT_API void vt_gw_stats_get(vt_gw *g, vt_gw_stats *out);
+
+/* Calls a PlacementDriver method ("ListWorkers") on the PD leader,
+ * following "not the leader" answers and trying every address until
+ * retry_ms is spent: for tools (the `vectron cluster` command). Returns
+ * the gRPC status: 0 with *reply (free with vt_grpc_msg_free), or the
+ * status with the message in msg. */
+VT_API int vt_gw_pd_call(vt_gw *g, const char *method,
+			 const ProtobufCMessage *req,
+			 const ProtobufCMessageDescriptor *reply_desc,
+			 ProtobufCMessage **reply, char *msg, size_t cap);
 
 /* Drops every cached routing (tests: the next call refreshes). */
 VT_API void vt_gw_forget_routing(vt_gw *g);

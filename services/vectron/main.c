@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster_cli.h"
 #include "demo.h"
 #include "serve.h"
 
@@ -17,6 +18,8 @@ static void usage(FILE *f)
 		"            ./data (vectron serve --help lists every setting)\n"
 		"  gateway   the public API over a cluster (placement driver +\n"
 		"            workers); vectron gateway --help\n"
+		"  cluster   ask the placement driver about workers, collections\n"
+		"            and shards; drain a worker (vectron cluster --help)\n"
 		"  demo      build an HNSW index over Fashion-MNIST and report\n"
 		"            recall and queries per second (vectron demo --help)\n"
 		"  version   print the version\n"
@@ -34,6 +37,8 @@ int main(int argc, char **argv)
 		return vt_cli_serve(argc - 1, argv + 1);
 	if (!strcmp(cmd, "gateway"))
 		return vt_cli_gateway(argc - 1, argv + 1);
+	if (!strcmp(cmd, "cluster"))
+		return vt_cli_cluster(argc - 1, argv + 1);
 	if (!strcmp(cmd, "demo"))
 		return vt_cli_demo(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
