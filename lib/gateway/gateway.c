@@ -448,7 +448,7 @@ static int shard_call(vt_gw *g, const struct shard_call *sc,
 		int st;
 		if (!addr) {
 			st = VT_GRPC_UNAVAILABLE;
-			snprintf(msg, sizeof msg, "%s", last);
+			snprintf(msg, sizeof msg, "%.500s", last);
 		} else {
 			st = vt_rpcc_call(g->rpc, addr, path, sc->req, sc->desc,
 					  g->opts.rpc_timeout_ms, reply, msg,
@@ -459,7 +459,7 @@ static int shard_call(vt_gw *g, const struct shard_call *sc,
 			break;
 		}
 		if (addr)
-			snprintf(last, sizeof last, "%s: %s", addr, msg);
+			snprintf(last, sizeof last, "%.80s: %.500s", addr, msg);
 		int refresh = 0, wait = 0;
 		if (st == VT_GRPC_FAILED_PRECONDITION &&
 		    !strncmp(msg, STALE, strlen(STALE))) {
