@@ -473,6 +473,8 @@ void vt_repl_attach(vt_repl *r, struct raft *raft) { r->raft = raft; }
 
 vt_shard *vt_repl_shard(vt_repl *r) { return r->own ? r->own->shard : NULL; }
 
+vt__repl_shard_sm *vt__repl_own(vt_repl *r) { return r->own; }
+
 void *vt_repl_sm(vt_repl *r) { return r->sm; }
 
 void vt_repl_close(vt_repl *r)

@@ -4,6 +4,7 @@
  * host thread runs the op, proposes, flushes the group-commit queues once
  * per loop iteration and answers from the FSM's callbacks. */
 #include "repl/host.h"
+#include "repl/repl_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -679,6 +680,24 @@ int vt_repl_host_apply(vt_repl_host *h, vt_repl_hgroup *g, const void *cmd,
 	if (!rc)
 		vt_repl_result_shard(&rr, res);
 	return rc;
+}
+
+vt_shard *vt_repl_host_shard_get(vt_repl_hgroup *g)
+{
+	vt__repl_shard_sm *s = g->custom_sm ? NULL : vt__repl_own(g->repl);
+	if (!s)
+		return NULL;
+	pthread_rwlock_rdlock(&s->swap);
+	vt_shard *sh = s->shard;
+	if (!sh)
+		pthread_rwlock_unlock(&s->swap);
+	return sh;
+}
+
+void vt_repl_host_shard_put(vt_repl_hgroup *g)
+{
+	vt__repl_shard_sm *s = vt__repl_own(g->repl);
+	pthread_rwlock_unlock(&s->swap);
 }
 
 int vt_repl_host_call(vt_repl_host *h, vt_repl_hgroup *g,

@@ -141,6 +141,18 @@ VT_API int vt_repl_host_read(vt_repl_host *h, vt_repl_hgroup *g,
 				       void *ud),
 			     void *ud, vt_errmsg *err);
 
+/* Borrows the shard of a shard group for reads from any thread without a
+ * trip through the host thread (vt_shard_search, _get, _scroll, _count,
+ * _status_get and _schema are thread-safe): until vt_repl_host_shard_put,
+ * a snapshot install cannot swap the shard under the reader. The reads
+ * see what this replica has applied (not linearizable: vt_repl_host_read
+ * is). NULL for a group of another state machine or after a failed
+ * reopen (then no put). The group must stay attached until the put: the
+ * caller counts its readers before a detach or destroy. Keep it short: a
+ * snapshot install waits for it on the host thread. */
+VT_API vt_shard *vt_repl_host_shard_get(vt_repl_hgroup *g);
+VT_API void vt_repl_host_shard_put(vt_repl_hgroup *g);
+
 enum vt_repl_change_kind {
 	VT_REPL_CHANGE_ADD = 1,   /* id, address, role (RAFT_VOTER/STANDBY) */
 	VT_REPL_CHANGE_PROMOTE,   /* id: standby -> voter */

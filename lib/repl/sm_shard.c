@@ -94,6 +94,8 @@ static int shard_restore(void *sm, const void *bytes, size_t len,
 	if (s->borrowed)
 		return borrowed_restore(s, bytes, len, err);
 	snap_src src = {bytes, len};
+	/* Readers on other threads finish with the old shard first. */
+	pthread_rwlock_wrlock(&s->swap);
 	vt_shard_close(s->shard);
 	s->shard = NULL;
 	int rc = vt_shard_restore(s->dir, snap_read, &src, err);
@@ -102,6 +104,7 @@ static int shard_restore(void *sm, const void *bytes, size_t len,
 	vt_errmsg oerr = {{0}};
 	vt_shard_opts so = s->opts;
 	int orc = vt_shard_open(s->dir, &so, &s->shard, &oerr);
+	pthread_rwlock_unlock(&s->swap);
 	if (orc)
 		return vt_errmsg_set(err, VT_EIO, "reopen after restore: %s "
 				     "(%s)", oerr.msg, vt_errname(orc));
@@ -141,6 +144,7 @@ int vt__repl_shard_sm_open(const vt_repl_opts *o, vt__repl_shard_sm **out,
 		vt_free(s);
 		return vt_errmsg_prefix(err, rc, "repl");
 	}
+	pthread_rwlock_init(&s->swap, NULL);
 	*out = s;
 	return 0;
 }
@@ -151,5 +155,6 @@ void vt__repl_shard_sm_close(vt__repl_shard_sm *s)
 		return;
 	if (!s->borrowed)
 		vt_shard_close(s->shard);
+	pthread_rwlock_destroy(&s->swap);
 	vt_free(s);
 }

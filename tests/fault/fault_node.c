@@ -210,11 +210,8 @@ struct has {
 	unsigned n, found;
 };
 
-static int has_of(vt_repl *r, struct raft *raft, void *ud)
+static int has_in(vt_shard *s, struct has *h)
 {
-	(void)raft;
-	struct has *h = ud;
-	vt_shard *s = vt_repl_shard(r);
 	float v[4096];
 	for (unsigned i = 0; s && i < h->n; i++) {
 		char id[160];
@@ -233,15 +230,27 @@ static int has_of(vt_repl *r, struct raft *raft, void *ud)
 	return s ? 0 : VT_ESHUTDOWN;
 }
 
+static int has_of(vt_repl *r, struct raft *raft, void *ud)
+{
+	(void)raft;
+	return has_in(vt_repl_shard(r), ud);
+}
+
 static void cmd_has(const char *tag, unsigned shard, const char *prefix,
 		    unsigned n, int linearizable)
 {
 	struct has h = {prefix, n, 0};
 	vt_errmsg err = {{0}};
-	int rc = linearizable ? vt_repl_host_read(host, groups[shard], has_of,
-						  &h, &err)
-			      : vt_repl_host_call(host, groups[shard], has_of,
-						  &h);
+	int rc;
+	if (linearizable) {
+		rc = vt_repl_host_read(host, groups[shard], has_of, &h, &err);
+	} else {
+		/* on this thread, as a worker's request threads read */
+		vt_shard *s = vt_repl_host_shard_get(groups[shard]);
+		rc = has_in(s, &h);
+		if (s)
+			vt_repl_host_shard_put(groups[shard]);
+	}
 	if (rc)
 		reply(tag, "err %s %s", vt_errname(rc), err.msg);
 	else
