@@ -13,12 +13,9 @@ import math
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 
 import pytest
 import requests
