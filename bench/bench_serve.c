@@ -74,6 +74,8 @@ typedef struct opts {
 	char parent[1024];
 	char cache[1024];
 	int keep;
+	unsigned cluster_workers; /* --cluster N: also through a gateway */
+	unsigned cluster_rf;
 } opts;
 
 /* ---- machine -------------------------------------------------------------- */
@@ -236,6 +238,12 @@ typedef struct run_res {
 	size_t cross_same; /* REST searches of the gRPC-filled collection whose
 			      ids equal the gRPC answers */
 	double load_before, load_after;
+	/* --cluster: the same through a gateway (1 PD, N workers, rf R) */
+	int cl_done;
+	ingest_res ing_cl;
+	seq_res s_cl;
+	conc_res c_cl;
+	size_t cl_same_serve; /* queries whose ids equal serve's gRPC answers */
 } run_res;
 
 /* ---- ids and recall ------------------------------------------------------- */
@@ -347,12 +355,13 @@ typedef struct server {
 	int rest_port, grpc_port;
 } server;
 
-static int server_start(const char *bin, const char *dir, const char *log, unsigned shards,
-			server *s, vt_errmsg *err)
+/* Starts `bin argv...` (argv[0] is the subcommand) with stdout on a pipe
+ * whose first line, "vectron <sub>: REST on http://H:P, gRPC on H:P...",
+ * gives the ports; stderr goes to `log`. */
+static int server_exec(const char *bin, char *const *argv, const char *log, server *s,
+		       vt_errmsg *err)
 {
 	int p[2];
-	char sh[16];
-	snprintf(sh, sizeof sh, "%u", shards);
 	memset(s, 0, sizeof *s);
 	if (pipe(p) != 0)
 		return vt_errmsg_set(err, VT_EIO, "pipe: %s", strerror(errno));
@@ -365,8 +374,13 @@ static int server_start(const char *bin, const char *dir, const char *log, unsig
 		if (lf >= 0)
 			dup2(lf, 2);
 		close(p[0]);
-		execl(bin, bin, "serve", "--data-dir", dir, "--rest-port", "0", "--grpc-port", "0",
-		      "--shards", sh, "--log-level", "warn", (char *)NULL);
+		char *full[32];
+		size_t k = 0;
+		full[k++] = (char *)bin;
+		for (size_t i = 0; argv[i] && k < 31; i++)
+			full[k++] = argv[i];
+		full[k] = NULL;
+		execv(bin, full);
 		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
 		_exit(127);
 	}
@@ -375,7 +389,7 @@ static int server_start(const char *bin, const char *dir, const char *log, unsig
 	FILE *f = fdopen(p[0], "r");
 	char line[1024];
 	int ok = f && fgets(line, sizeof line, f) &&
-		 sscanf(line, "vectron serve: REST on http://%*[^:]:%d, gRPC on %*[^:]:%d",
+		 sscanf(line, "vectron %*s REST on http://%*[^:]:%d, gRPC on %*[^:]:%d",
 			&s->rest_port, &s->grpc_port) == 2;
 	if (f)
 		fclose(f);
@@ -386,10 +400,20 @@ static int server_start(const char *bin, const char *dir, const char *log, unsig
 		waitpid(pid, NULL, 0);
 		s->pid = 0;
 		return vt_errmsg_set(err, VT_EIO,
-				     "%s serve did not start (see %s; build it or pass --vectron)",
-				     bin, log);
+				     "%s %s did not start (see %s; build it or pass --vectron)",
+				     bin, argv[0], log);
 	}
 	return 0;
+}
+
+static int server_start(const char *bin, const char *dir, const char *log, unsigned shards,
+			server *s, vt_errmsg *err)
+{
+	char sh[16];
+	snprintf(sh, sizeof sh, "%u", shards);
+	char *argv[] = {"serve", "--data-dir", (char *)dir, "--rest-port", "0", "--grpc-port",
+			"0", "--shards", sh, "--log-level", "warn", NULL};
+	return server_exec(bin, argv, log, s, err);
 }
 
 static int server_stop(server *s, vt_errmsg *err)
@@ -403,6 +427,105 @@ static int server_stop(server *s, vt_errmsg *err)
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		return vt_errmsg_set(err, VT_EIO, "vectron serve exited with status 0x%x", st);
 	return 0;
+}
+
+/* ---- a cluster: one PD node, workers, a gateway ---------------------------------- */
+
+#define MAX_CL_PROCS 9
+
+typedef struct cluster {
+	pid_t pid[MAX_CL_PROCS]; /* PD and workers */
+	size_t n;
+	server gw;
+} cluster;
+
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof a;
+	int port = -1;
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof a) &&
+	    !getsockname(fd, (struct sockaddr *)&a, &len))
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/* Runs `bin argv...` in the background, stdout and stderr to `log`. */
+static pid_t spawn(const char *bin, char *const *argv, const char *log)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		int lf = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (lf >= 0) {
+			dup2(lf, 1);
+			dup2(lf, 2);
+		}
+		char *full[32];
+		size_t k = 0;
+		full[k++] = (char *)bin;
+		for (size_t i = 0; argv[i] && k < 31; i++)
+			full[k++] = argv[i];
+		full[k] = NULL;
+		execv(bin, full);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void cluster_stop(cluster *c)
+{
+	vt_errmsg e = {{0}};
+	server_stop(&c->gw, &e);
+	for (size_t i = c->n; i-- > 0;) {
+		kill(c->pid[i], SIGTERM);
+		waitpid(c->pid[i], NULL, 0);
+	}
+	c->n = 0;
+}
+
+/* One PD node, `workers` workers and a gateway whose collections get
+ * `rf` voters per shard, all on loopback, data under `dir`. */
+static int cluster_start(const char *bin, const char *dir, unsigned workers, unsigned rf,
+			 cluster *c, vt_errmsg *err)
+{
+	memset(c, 0, sizeof *c);
+	char pd[64], praft[64], peers[160], d[1300], log[1300], id[16], rfs[16];
+	snprintf(pd, sizeof pd, "127.0.0.1:%d", free_port());
+	snprintf(praft, sizeof praft, "127.0.0.1:%d", free_port());
+	snprintf(peers, sizeof peers, "1=%s/%s", pd, praft);
+	snprintf(d, sizeof d, "%s/pd", dir);
+	snprintf(log, sizeof log, "%s/pd.log", dir);
+	char *pargv[] = {"pd", "--node-id", "1", "--data-dir", d, "--listen", pd,
+			 "--raft-listen", praft, "--peers", peers, "--log-level", "warn", NULL};
+	if ((c->pid[c->n] = spawn(bin, pargv, log)) < 0)
+		return vt_errmsg_set(err, VT_EIO, "fork: %s", strerror(errno));
+	c->n++;
+	for (unsigned w = 1; w <= workers && c->n < MAX_CL_PROCS; w++) {
+		char listen[64], raft[64];
+		snprintf(listen, sizeof listen, "127.0.0.1:%d", free_port());
+		snprintf(raft, sizeof raft, "127.0.0.1:%d", free_port());
+		snprintf(id, sizeof id, "%u", w);
+		snprintf(d, sizeof d, "%s/worker%u", dir, w);
+		snprintf(log, sizeof log, "%s/worker%u.log", dir, w);
+		char *wargv[] = {"worker", "--worker-id", id, "--data-dir", d, "--listen", listen,
+				 "--raft-listen", raft, "--pd", pd, "--log-level", "warn", NULL};
+		if ((c->pid[c->n] = spawn(bin, wargv, log)) < 0) {
+			cluster_stop(c);
+			return vt_errmsg_set(err, VT_EIO, "fork: %s", strerror(errno));
+		}
+		c->n++;
+	}
+	snprintf(log, sizeof log, "%s/gateway.log", dir);
+	snprintf(rfs, sizeof rfs, "%u", rf);
+	char *gargv[] = {"gateway", "--pd", pd, "--rest-port", "0", "--grpc-port", "0",
+			 "--replication-factor", rfs, "--log-level", "warn", NULL};
+	int rc = server_exec(bin, gargv, log, &c->gw, err);
+	if (rc)
+		cluster_stop(c);
+	return rc;
 }
 
 /* ---- gRPC client -------------------------------------------------------------- */
@@ -1079,6 +1202,51 @@ static void seq_keep(seq_res *s, const span *sp, double *lat, size_t nq)
 	percentiles(lat, nq, &s->p50_ms, &s->p99_ms);
 }
 
+/* The served path through a gateway: the same collection, ingest and
+ * queries as serve's gRPC runs. ids_serve: serve's gRPC answers. */
+static int cluster_phase(const opts *o, const vt_bench_data *d, const cluster *cl,
+			 unsigned shards, const reqs *rq, const uint32_t *ids_serve,
+			 uint32_t *ids, double *lat, run_res *rr, vt_errmsg *err)
+{
+	gcli g;
+	int rc = gcli_open(&g, cl->gw.grpc_port, err);
+	if (rc)
+		return rc;
+	/* The workers register within a few heartbeats; until then the PD
+	 * refuses the create (not enough workers). */
+	uint64_t t0 = vt_clock_mono_ns();
+	while ((rc = grpc_create(&g, "fm_grpc", d, shards, err)) &&
+	       vt_clock_mono_ns() - t0 < 60ull * 1000000000ull)
+		usleep(500000);
+	if (!rc) {
+		fprintf(stderr, "  cluster gRPC ingest\n");
+		rc = grpc_ingest(&g, "fm_grpc", d, cl->gw.pid, &rr->ing_cl, err);
+	}
+	if (!rc) {
+		fprintf(stderr, "  %.0f vectors/s\n", rr->ing_cl.rate);
+		span sp;
+		reqs w = *rq;
+		w.n = rq->n < 300 ? rq->n : 300;
+		rc = grpc_search_seq(&g, &w, cl->gw.pid, ids, lat, &sp, err);
+	}
+	for (unsigned p = 0; !rc && p < o->passes; p++) {
+		span sp;
+		if ((rc = grpc_search_seq(&g, rq, cl->gw.pid, ids, lat, &sp, err)))
+			break;
+		seq_keep(&rr->s_cl, &sp, lat, rq->n);
+		rr->s_cl.recall = recall_of(d, ids, rq->n);
+		rr->cl_same_serve = same_lists(ids_serve, ids, rq->n);
+		fprintf(stderr, "  cluster pass %u/%u: %.0f QPS\n", p + 1, o->passes,
+			(double)rq->n / sp.wall_s);
+	}
+	if (!rc)
+		rc = grpc_conc(&g, rq, 8, o->conc_queries, cl->gw.pid, &rr->c_cl, err);
+	if (!rc)
+		rr->cl_done = 1;
+	gcli_close(&g);
+	return rc;
+}
+
 static int run_one(const opts *o, const vt_bench_data *d, const char *rundir, unsigned shards,
 		   run_res *rr, vt_errmsg *err)
 {
@@ -1270,6 +1438,21 @@ static int run_one(const opts *o, const vt_bench_data *d, const char *rundir, un
 		vt_coll_release(c);
 		c = NULL;
 	}
+
+	if (o->cluster_workers) {
+		cluster cl;
+		snprintf(dir, sizeof dir, "%s/cluster-%u", rundir, shards);
+		mkdir(dir, 0755);
+		fprintf(stderr, "  cluster: 1 PD, %u workers, rf %u, a gateway\n",
+			o->cluster_workers, o->cluster_rf);
+		if ((rc = cluster_start(o->vectron, dir, o->cluster_workers, o->cluster_rf, &cl,
+					err)))
+			goto out;
+		rc = cluster_phase(o, d, &cl, shards, &rq_g, ids_g, ids_w, lat, rr, err);
+		cluster_stop(&cl);
+		if (rc)
+			goto out;
+	}
 out:
 	reqs_free(&rq_g);
 	reqs_free(&rq_r);
@@ -1368,6 +1551,21 @@ static void report(const opts *o, const vt_bench_data *d, const run_res *rs, siz
 		       "median at this ef: %.1f us.\n\n",
 		       r->ping.grpc_health_us, r->ping.rest_health_us, r->ping.rest_api_health_us,
 		       r->s_inproc.p50_ms * 1e3);
+		if (r->cl_done) {
+			printf("Through a gateway (1 PD node, %u workers, rf %u, %u shards; gRPC; "
+			       "not interleaved with the passes above):\n\n",
+			       o->cluster_workers, o->cluster_rf, r->shards);
+			printf("| path | ingest vectors/s | seq QPS | vs in-process | vs serve "
+			       "gRPC | p50 ms | p99 ms | gateway CPU us/q | recall@10 | same "
+			       "ids as serve | 8 clients QPS | p99 ms |\n"
+			       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+			printf("| gateway gRPC | %.0f | %.0f | %.2fx | %.2fx | %.3f | %.3f | %.1f | "
+			       "%.4f | %zu/%zu | %.0f | %.3f |\n\n",
+			       r->ing_cl.rate, r->s_cl.qps, r->s_cl.qps / r->s_inproc.qps,
+			       r->s_cl.qps / r->s_grpc.qps, r->s_cl.p50_ms, r->s_cl.p99_ms,
+			       r->s_cl.srv_us, r->s_cl.recall, r->cl_same_serve, d->nq,
+			       r->c_cl.qps, r->c_cl.p99_ms);
+		}
 		printf("Concurrent clients (%zu queries each; gRPC: calls in flight on one "
 		       "connection; REST: one connection per client thread):\n\n",
 		       o->conc_queries);
@@ -1397,7 +1595,9 @@ static void usage(FILE *f)
 		"  --vectron PATH  the vectron binary [%s]\n"
 		"  --dir DIR       where the run's directory goes [$TMPDIR or /tmp]\n"
 		"  --cache DIR     ground truth cache [$VT_BENCH_CACHE or ./build/bench-cache]\n"
-		"  --keep          keep the run's directory\n",
+		"  --keep          keep the run's directory\n"
+		"  --cluster N     also run through a gateway over 1 PD node and N workers\n"
+		"  --rf R          voters per shard in that cluster (default 3)\n",
 		VT_BENCH_VECTRON_PATH);
 }
 
@@ -1409,6 +1609,7 @@ static int parse_opts(int argc, char **argv, opts *o)
 		{"passes", required_argument, 0, 'p'},  {"shards", required_argument, 0, 's'},
 		{"vectron", required_argument, 0, 'v'}, {"dir", required_argument, 0, 'd'},
 		{"cache", required_argument, 0, 'c'},   {"keep", no_argument, 0, 'k'},
+		{"cluster", required_argument, 0, 'W'}, {"rf", required_argument, 0, 'R'},
 		{"help", no_argument, 0, 'h'},	     {0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
 	o->passes = 3;
@@ -1466,6 +1667,14 @@ static int parse_opts(int argc, char **argv, opts *o)
 		case 'k':
 			o->keep = 1;
 			break;
+		case 'W':
+			o->cluster_workers = (unsigned)strtoul(optarg, NULL, 10);
+			if (o->cluster_workers < 1 || o->cluster_workers > MAX_CL_PROCS - 1)
+				return -1;
+			break;
+		case 'R':
+			o->cluster_rf = (unsigned)strtoul(optarg, NULL, 10);
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -1484,6 +1693,8 @@ static int parse_opts(int argc, char **argv, opts *o)
 	}
 	if (!o->passes)
 		o->passes = 1;
+	if (!o->cluster_rf)
+		o->cluster_rf = o->cluster_workers < 3 ? o->cluster_workers : 3;
 	return 0;
 }
 

@@ -1,0 +1,256 @@
+"""test_cluster.py: the whole cluster as real processes on loopback: 3
+placement driver nodes, workers and a gateway, driven through the public
+API exactly as `vectron serve` is.
+
+- A Fashion-MNIST subset ingested through the gateway into 4 shards with
+  replication factor 3 answers searches with the same ids and scores as
+  `vectron serve` holding the same data.
+- SIGKILL of a worker: reads and writes go on (other replicas, new
+  leaders), and the reconciliation loop restores three voters per shard
+  on the remaining workers.
+- SIGKILL of the PD leader: a new one is elected; collections can still
+  be created and the old ones are still there.
+- A new worker joins: replicas move to it while reads and writes go on
+  without an error the client would have to handle.
+- A search-only worker holds non-voting replicas and serves searches.
+- A gateway whose cached routing went stale (leaders moved) retries and
+  answers.
+"""
+import gzip
+import os
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from vtclient import ApiError, Grpc, Rest, pb  # noqa: E402
+
+from harness import BIN, Cluster, Proc, cpb, wait_for  # noqa: E402
+
+DIR = "/usr/share/datasets/fashion-mnist"
+N_BASE, N_QUERY, K = 2000, 40, 10
+
+
+def idx_images(path, n):
+    with gzip.open(path, "rb") as f:
+        hdr = f.read(16)
+        count = int.from_bytes(hdr[4:8], "big")
+        assert int.from_bytes(hdr[:4], "big") == 0x803 and count >= n
+        data = np.frombuffer(f.read(n * 784), dtype=np.uint8)
+    return data.reshape(n, 784).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data():
+    train = os.path.join(DIR, "train-images-idx3-ubyte.gz")
+    test = os.path.join(DIR, "t10k-images-idx3-ubyte.gz")
+    if not (os.path.exists(train) and os.path.exists(test)):
+        pytest.fail("install Debian's dataset-fashion-mnist (make deps): %s missing" % DIR)
+    return idx_images(train, N_BASE), idx_images(test, N_QUERY)
+
+
+@pytest.fixture(scope="module")
+def root():
+    d = tempfile.mkdtemp(prefix="vt-cluster-")
+    yield d
+    import shutil
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(root):
+    c = Cluster(root, n_pd=3, n_workers=3)
+    yield c
+    dead = [p.name for p in c.gateways + c.workers + c.pds
+            if p.proc is not None and p.proc.poll() is not None]
+    c.close()
+    assert not dead, "processes died during the tests: %s" % dead
+
+
+@pytest.fixture(scope="module")
+def gw(cluster):
+    return cluster.add_gateway(["--replication-factor", "3", "--routing-ttl-ms", "600000"])
+
+
+def ingest(g, name, base, lo=0, hi=None, batch=500):
+    hi = len(base) if hi is None else hi
+    for a in range(lo, hi, batch):
+        req = pb.UpsertRequest(collection=name)
+        for i in range(a, min(hi, a + batch)):
+            req.points.add(id=str(i), vector=base[i], payload='{"i":%d}' % i)
+        assert g.raw("Upsert", req, timeout=120).upserted == min(hi, a + batch) - a
+
+
+def search_ids(g, name, q, exact=False, strong=False):
+    req = pb.SearchRequest(collection=name, vector=q, top_k=K, exact=exact, with_payload=False)
+    if strong:
+        req.consistency = pb.STRONG
+    res = g.raw("Search", req, timeout=120).results
+    return [(x.id, round(x.score, 3)) for x in res]
+
+
+def voters_ok(cluster, name, rf, dead=()):
+    """Every shard has rf voters, none on a dead worker, and a leader."""
+    r = cluster.routing(name)
+    for s in r.shards:
+        voters = [p for p in s.replicas if p.role == cpb.VOTER]
+        if len(voters) != rf or any(p.worker in dead for p in voters) or not s.leader \
+                or s.leader in dead:
+            return False
+    return True
+
+
+def test_same_answers_as_serve(cluster, gw, data, root):
+    base, queries = data
+    g = Grpc(gw)
+    g.call("CreateCollection", {"name": "fm", "dimension": 784, "distance": "euclid",
+                                "shard_count": 4})
+    r = cluster.routing("fm")
+    assert len(r.shards) == 4 and r.rf == 3
+    for s in r.shards:
+        assert len({p.worker for p in s.replicas}) == 3
+    ingest(g, "fm", base)
+    assert g.call("Count", {"collection": "fm"})["count"] == N_BASE
+
+    # vectron serve with the same data, the same shard count
+    srv = Proc("serve", root, "serve",
+               ["--data-dir", os.path.join(root, "serve-data"), "--rest-port", "0",
+                "--grpc-port", "0", "--threads", "2"]).start(
+        r"vectron serve: REST on http://[\d.]+:(\d+), gRPC on [\d.]+:(\d+)")
+    srv.rest_url, srv.grpc_port = "http://127.0.0.1:" + srv.first.group(1), int(srv.first.group(2))
+    s = Grpc(srv)
+    s.call("CreateCollection", {"name": "fm", "dimension": 784, "distance": "euclid",
+                                "shard_count": 4})
+    ingest(s, "fm", base)
+    same = 0
+    for q in queries:
+        assert search_ids(g, "fm", q, exact=True) == search_ids(s, "fm", q, exact=True)
+        same += search_ids(g, "fm", q) == search_ids(s, "fm", q)
+    # HNSW graphs are built from the same points in the same order per
+    # shard: the answers are the same
+    assert same == N_QUERY, same
+    # REST through the gateway too, and a get and a scroll page
+    rest = Rest(gw)
+    got = rest.call("Get", {"collection": "fm", "ids": ["5", "1999", "nope"]})
+    assert [p["id"] for p in got["points"]] == ["5", "1999"]
+    page = rest.call("Scroll", {"collection": "fm", "limit": 100})
+    assert len(page["points"]) == 100 and page.get("next_cursor")
+    assert srv.stop() == 0
+    s.close()
+    g.close()
+
+
+def test_worker_kill_heals(cluster, gw, data):
+    base, queries = data
+    g = Grpc(gw)
+    w4 = cluster.add_worker()
+    victim = cluster.workers[0]
+    stop = threading.Event()
+    errors = []
+
+    def reader():
+        while not stop.is_set():
+            try:
+                search_ids(g, "fm", queries[0])
+            except ApiError as e:
+                errors.append(e)
+            time.sleep(0.05)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        victim.kill()
+        # writes wait for new leaders inside the gateway's retry window
+        ingest(g, "fm", base, 0, 200)
+        wait_for("three live voters per shard again",
+                 lambda: voters_ok(cluster, "fm", 3, dead={victim.wid}), timeout=60, every=0.5)
+    finally:
+        stop.set()
+        t.join()
+    assert not errors, errors[:3]
+    assert any(x.id == w4.wid and x.replicas > 0 for x in cluster.workers_info())
+    assert g.call("Count", {"collection": "fm"})["count"] == N_BASE
+    g.close()
+
+
+def test_pd_leader_kill(cluster, gw):
+    g = Grpc(gw)
+    old = cluster.leader()
+    old.kill()
+    g.call("CreateCollection", {"name": "after_pd_kill", "dimension": 4, "distance": "dot",
+                                "shard_count": 2})
+    names = {c["name"] for c in g.call("ListCollections")["collections"]}
+    assert {"fm", "after_pd_kill"} <= names
+    assert cluster.leader() is not old
+    old.start()  # rejoins as a follower
+    wait_for("the old leader back as a follower",
+             lambda: old.status().leader_addr and not old.status().leader, timeout=30)
+    g.call("DeleteCollection", {"name": "after_pd_kill"})
+    g.close()
+
+
+def test_new_worker_takes_replicas_under_load(cluster, gw, data):
+    base, queries = data
+    g = Grpc(gw)
+    stop = threading.Event()
+    errors = []
+
+    def load():
+        i = 0
+        while not stop.is_set():
+            try:
+                search_ids(g, "fm", queries[i % N_QUERY])
+                ingest(g, "fm", base, (i * 10) % N_BASE, (i * 10) % N_BASE + 10)
+            except ApiError as e:
+                errors.append(e)
+            i += 1
+
+    t = threading.Thread(target=load)
+    t.start()
+    try:
+        w = cluster.add_worker()
+        wait_for("the new worker hosts replicas",
+                 lambda: any(x.id == w.wid and x.replicas > 0 for x in cluster.workers_info()),
+                 timeout=90, every=0.5)
+    finally:
+        stop.set()
+        t.join()
+    assert not errors, errors[:3]
+    assert g.call("Count", {"collection": "fm"})["count"] == N_BASE
+    g.close()
+
+
+def test_search_only_worker(cluster, data):
+    base, queries = data
+    so = cluster.add_worker(["--role", "search_only"])
+    g2 = cluster.add_gateway(["--replication-factor", "2", "--search-replicas", "1",
+                              "--prefer-search-only", "1"])
+    g = Grpc(g2)
+    g.call("CreateCollection", {"name": "so", "dimension": 784, "distance": "euclid",
+                                "shard_count": 2})
+    r = cluster.routing("so")
+    for s in r.shards:
+        roles = {p.worker: p.role for p in s.replicas}
+        assert roles.get(so.wid) == cpb.NONVOTER, roles
+    ingest(g, "so", base, 0, 500)
+    # the search-only replicas catch up and serve
+    wait_for("search-only replicas caught up",
+             lambda: sum(rp.points for rp in so.status().replicas) == 500, timeout=30)
+    assert len(search_ids(g, "so", queries[0])) == K
+    g.call("DeleteCollection", {"name": "so"})
+    g.close()
+
+
+def test_stale_routing_retries(cluster, gw, data):
+    """The gateway cached "fm"'s routing long ago (TTL 10 min); the tests
+    above moved leaders and replicas, so its epochs are stale: requests
+    still succeed (one refresh each)."""
+    base, queries = data
+    g = Grpc(gw)
+    assert len(search_ids(g, "fm", queries[1], strong=True)) == K
+    ingest(g, "fm", base, 0, 50)
+    g.close()
