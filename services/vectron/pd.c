@@ -238,7 +238,8 @@ static void not_leader(req *r, uint64_t leader_id)
 /* Runs fn on the host thread if this node is a ready leader (a leader
  * that has applied a barrier of its term, so the metadata holds every
  * committed command); else fails `r` with "not the leader". A leader still
- * applying its barrier is waited for briefly. 0 when fn ran (its result in
+ * applying its barrier, or an election under way, is waited for up to a
+ * second (it holds a pool thread, so not longer). 0 when fn ran (its result in
  * *fn_rc). */
 static int with_leader(req *r, int (*fn)(req *, const vt_pd_meta *),
 		       int *fn_rc)
@@ -260,7 +261,7 @@ static int with_leader(req *r, int (*fn)(req *, const vt_pd_meta *),
 			return rc;
 		}
 		/* our own election or barrier in progress: worth a wait */
-		if (!(q.leader || q.leader_id == 0) || tries >= 100)
+		if (!(q.leader || q.leader_id == 0) || tries >= 50)
 			break;
 		usleep(20000);
 	}
@@ -1100,9 +1101,13 @@ static int plan_fn(req *r, const vt_pd_meta *m)
 
 static void record(pd *p, const vt_pd_action *a, const char *outcome, int lvl)
 {
-	VT_LOG(lvl, MOD, "%s %s/%u worker %" PRIu64 ": %s: %s",
-	       vt_pd_act_name(a->kind), a->collection[0] ? a->collection : "-",
-	       a->shard, a->worker, a->reason, outcome);
+	if (a->collection[0])
+		VT_LOG(lvl, MOD, "%s %s/%u worker %" PRIu64 " (%s): %s",
+		       vt_pd_act_name(a->kind), a->collection, a->shard,
+		       a->worker, a->reason, outcome);
+	else
+		VT_LOG(lvl, MOD, "%s worker %" PRIu64 " (%s): %s",
+		       vt_pd_act_name(a->kind), a->worker, a->reason, outcome);
 	pthread_mutex_lock(&p->mu);
 	vt_pdsvc_ring_push(&p->ring, a, vt_clock_wall_ms(), outcome);
 	pthread_mutex_unlock(&p->mu);
