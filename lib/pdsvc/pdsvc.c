@@ -168,6 +168,15 @@ int vt_pdsvc_soft_elect(vt_pdsvc_soft *s, uint64_t worker, uint64_t group,
 	return 0;
 }
 
+int vt_pdsvc_soft_elect_has(const vt_pdsvc_soft *s, uint64_t worker,
+			    uint64_t group, uint64_t raft_id)
+{
+	for (size_t i = 0; i < s->n_elect; i++)
+		if (s->elect[i].worker == worker && s->elect[i].group == group)
+			return s->elect[i].raft_id == raft_id;
+	return 0;
+}
+
 size_t vt_pdsvc_soft_elect_pending(const vt_pdsvc_soft *s, uint64_t worker)
 {
 	size_t n = 0;

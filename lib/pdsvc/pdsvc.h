@@ -69,6 +69,9 @@ VT_API const vt_pd_report *vt_pdsvc_soft_reports(const vt_pdsvc_soft *s,
  * VT_ENOMEM. */
 VT_API int vt_pdsvc_soft_elect(vt_pdsvc_soft *s, uint64_t worker,
 			       uint64_t group, uint64_t raft_id);
+/* 1 if exactly that order waits for `worker`, else 0. */
+VT_API int vt_pdsvc_soft_elect_has(const vt_pdsvc_soft *s, uint64_t worker,
+				   uint64_t group, uint64_t raft_id);
 /* Orders pending for `worker`. */
 VT_API size_t vt_pdsvc_soft_elect_pending(const vt_pdsvc_soft *s,
 					  uint64_t worker);

@@ -286,18 +286,15 @@ static void with_read(req *r, int (*fn)(req *, const vt_pd_meta *))
 {
 	read_q q = {r, fn};
 	vt_errmsg e = {{0}};
-	int rc = 0;
-	for (int tries = 0; tries < 3; tries++) {
-		rc = vt_repl_host_read(r->p->host, r->p->group, read_fn, &q, &e);
-		if (rc != VT_EBUSY && rc != VT_ECANCELED)
-			break;
-		/* Not (yet) a ready leader: with_leader names the leader, or
-		 * runs fn when this node became ready meanwhile. */
+	int rc = vt_repl_host_read(r->p->host, r->p->group, read_fn, &q, &e);
+	if (rc == VT_EBUSY || rc == VT_ECANCELED) {
+		/* Not (or no longer) a ready leader: with_leader names the
+		 * leader, or runs fn if this node became ready meanwhile (its
+		 * term's barrier is applied: nothing committed is missing). */
 		int frc = 0;
 		if (with_leader(r, fn, &frc))
 			return;
 		rc = frc;
-		break;
 	}
 	if (rc && r->status == VT_GRPC_OK)
 		req_fail_err(r, rc, e.msg[0] ? e.msg : vt_strerror(rc));
@@ -1056,6 +1053,7 @@ static void on_call(vt_grpc_call *call, void *ud)
 typedef struct plan_q {
 	pd *p;
 	vt_pd_action acts[MAX_PLAN];
+	uint8_t repeat[MAX_PLAN]; /* an ELECT still waiting for a heartbeat */
 	size_t n;
 	int rc;
 	vt_errmsg err;
@@ -1091,6 +1089,11 @@ static int plan_fn(req *r, const vt_pd_meta *m)
 		for (uint32_t j = 0; j < sh->n_replicas; j++)
 			if (sh->replicas[j].worker == a->worker)
 				rid = sh->replicas[j].raft_id;
+		/* The same order not yet delivered is not news: it is neither
+		 * logged nor recorded again. */
+		q->repeat[i] = rid && vt_pdsvc_soft_elect_has(
+					      p->soft, sh->replicas[0].worker,
+					      sh->group, rid);
 		for (uint32_t j = 0; rid && j < sh->n_replicas; j++)
 			vt_pdsvc_soft_elect(p->soft, sh->replicas[j].worker,
 					    sh->group, rid);
@@ -1136,6 +1139,8 @@ static void work_reconcile(uv_work_t *w)
 	}
 	for (size_t i = 0; i < q->n; i++) {
 		const vt_pd_action *a = &q->acts[i];
+		if (a->kind == VT_PD_ACT_ELECT && q->repeat[i])
+			continue;
 		if (a->kind == VT_PD_ACT_ELECT) {
 			record(p, a, "ok: sent with the next heartbeats",
 			       VT_LOG_INFO);

@@ -360,8 +360,9 @@ def test_three_nodes(cluster):
 
 class Workers:
     """Fake workers: each live one heartbeats every 100 ms with reports for
-    the replicas the PD assigned it (term 1; raft id 1 claims leadership;
-    voters are caught up, a non-voter once `catch_up` says so)."""
+    the replicas the PD assigned it (term 1; raft id 1 claims leadership,
+    except in `silent` groups, where only a replica the PD ordered elected
+    does; voters are caught up, a non-voter once `catch_up` says so)."""
 
     def __init__(self, pd, ids):
         self.pd, self.ids = pd, list(ids)
@@ -369,22 +370,31 @@ class Workers:
         self.known = {i: 0 for i in ids}
         self.assign = {i: [] for i in ids}
         self.catch_up = set()
+        self.silent = set()
+        self.elected = {}  # group -> raft id the PD asked for
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.t = threading.Thread(target=self.run, daemon=True)
 
     def beat(self, w):
         with self.lock:
-            reps = [pb.ReplicaReport(group=a.group, term=1, leader=a.raft_id == 1,
+            reps = [pb.ReplicaReport(group=a.group, term=1, leader=self.leads(a),
                                      caught_up=a.role == pb.VOTER or w in self.catch_up)
                     for a in self.assign[w]]
             known = self.known[w]
         hb = self.pd.call("Heartbeat", pb.HeartbeatRequest(version=1, worker=w, known_epoch=known,
                                                            replicas=reps), timeout=3)
         with self.lock:
+            for e in hb.elect:
+                self.elected[e.group] = e.raft_id
             if not hb.unchanged:
                 self.assign[w] = list(hb.assignments)
                 self.known[w] = hb.epoch
+
+    def leads(self, a):
+        if a.group in self.silent:
+            return self.elected.get(a.group) == a.raft_id
+        return a.raft_id == 1
 
     def run(self):
         while not self.stop.is_set():
@@ -411,12 +421,20 @@ def test_reconcile(cluster):
     hosts = {r.worker: r.raft_id for r in shard.replicas}
     spare = [w for w in (1, 2, 3, 4) if w not in hosts][0]
     victim = [w for w, rid in hosts.items() if rid == 2][0]
+    # a shard nobody leads: the PD orders an election through heartbeats
+    quiet = create(pd, "quiet", 1, 3).collection.shards[0]
     ws = Workers(pd, (1, 2, 3, 4))
+    ws.silent.add(quiet.group)
     ws.t.start()
     try:
         leader_w = [w for w, rid in hosts.items() if rid == 1][0]
         wait_for(lambda: routing(pd, "c").collections[0].shards[0].leader == leader_w, 5,
                  "the leader hint from the reports")
+        rid = wait_for(lambda: ws.elected.get(quiet.group), 5, "an Elect for the quiet shard")
+        assert rid in [r.raft_id for r in quiet.replicas]
+        elected_w = [r.worker for r in quiet.replicas if r.raft_id == rid][0]
+        wait_for(lambda: routing(pd, "quiet").collections[0].shards[0].leader == elected_w, 5,
+                 "the elected replica's leadership in the hint")
         ws.live.discard(victim)
         t0 = time.time()
 
@@ -433,19 +451,28 @@ def test_reconcile(cluster):
 
         ws.catch_up.add(spare)
         wait_for(lambda: replica(spare).role == pb.VOTER, 10, "the promotion")
+        ws.catch_up.update(ws.ids)  # quiet's new replica (on another worker) too
         wait_for(lambda: replica(victim) is None, 10, "the dead replica's removal")
-        final = routing(pd, "c").collections[0].shards[0]
-        assert len(final.replicas) == 3 and all(x.role == pb.VOTER for x in final.replicas)
+        for name in ("c", "quiet"):
+            final = routing(pd, name).collections[0].shards[0]
+            wait_for(lambda: victim not in [x.worker for x in
+                                            routing(pd, name).collections[0].shards[0].replicas],
+                     10, "%s without the dead worker" % name)
+            final = routing(pd, name).collections[0].shards[0]
+            assert len(final.replicas) == 3 and all(x.role == pb.VOTER for x in final.replicas)
 
         def kinds():
             return [(x.kind, x.worker) for x in pd.status().recent_actions if x.outcome.startswith("ok")]
         wait_for(lambda: ("remove_worker", victim) in kinds(), 10, "the dead worker's removal")
         acts = pd.status().recent_actions
         seen = {x.kind: x for x in acts if x.outcome.startswith("ok")}
-        for k in ("set_leader", "add_replica", "promote", "remove_replica", "remove_worker"):
+        for k in ("elect", "set_leader", "add_replica", "promote", "remove_replica",
+                  "remove_worker"):
             assert k in seen, [(x.kind, x.outcome) for x in acts]
             assert seen[k].reason and seen[k].at_ms > 0
-        assert seen["add_replica"].worker == spare and seen["remove_replica"].worker == victim
+        assert ("add_replica", spare) in kinds() and ("remove_replica", victim) in kinds()
+        elects = [x for x in acts if x.kind == "elect"]
+        assert len(elects) == 1 and elects[0].collection == "quiet"  # not repeated
         lw = pd.call("ListWorkers", pb.ListWorkersRequest(version=1))
         st = {w.id: w for w in lw.workers}
         assert st[victim].state == pb.REMOVED and not st[victim].alive

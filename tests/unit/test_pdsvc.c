@@ -128,6 +128,9 @@ static void test_soft(void **state)
 	assert_int_equal(vt_pdsvc_soft_elect(s, 7, 4, 1), 0);
 	assert_int_equal(vt_pdsvc_soft_elect(s, 8, 1, 3), 0);
 	assert_int_equal(vt_pdsvc_soft_elect_pending(s, 7), 2);
+	assert_int_equal(vt_pdsvc_soft_elect_has(s, 7, 1, 3), 1);
+	assert_int_equal(vt_pdsvc_soft_elect_has(s, 7, 1, 2), 0);
+	assert_int_equal(vt_pdsvc_soft_elect_has(s, 9, 1, 3), 0);
 	vt_arena *a = vt_arena_create(0);
 	Vectron__Internal__V1__Elect **el;
 	assert_int_equal(vt_pdsvc_soft_take_elect(s, 7, a, &el, &n), 0);
