@@ -415,6 +415,12 @@ static int name_ok(const char *s)
 
 /* ---- RegisterWorker ----------------------------------------------------------- */
 
+/* A stored label against a decoded one (which may be NULL when empty). */
+static int same_str(const char *stored, const char *p, uint32_t n)
+{
+	return strlen(stored) == n && (!n || !memcmp(stored, p, n));
+}
+
 static int reg_same(req *r, const vt_pd_meta *m)
 {
 	const Vectron__Internal__V1__RegisterWorkerRequest *in =
@@ -424,12 +430,9 @@ static int reg_same(req *r, const vt_pd_meta *m)
 		return 0; /* then the log decides */
 	const vt_pd_worker *w = vt_pd_meta_find_worker(m, in->worker->id);
 	int same = w && w->state != VT_PD_REMOVED &&
-		   strlen(w->addr) == c.addr_len &&
-		   !memcmp(w->addr, c.addr, c.addr_len) &&
-		   strlen(w->zone) == c.zone_len &&
-		   !memcmp(w->zone, c.zone, c.zone_len) &&
-		   strlen(w->rack) == c.rack_len &&
-		   !memcmp(w->rack, c.rack, c.rack_len) &&
+		   same_str(w->addr, c.addr, c.addr_len) &&
+		   same_str(w->zone, c.zone, c.zone_len) &&
+		   same_str(w->rack, c.rack, c.rack_len) &&
 		   w->capacity == c.capacity && w->role == c.role;
 	vt_pd_cmd_release(&c);
 	return same ? (int)1 : 0;
@@ -1158,7 +1161,7 @@ static void work_reconcile(uv_work_t *w)
 					 &e);
 		vt_pd_result res;
 		vt_pd_sm_result(&rr, &res);
-		char outcome[256];
+		char outcome[VT_ERRMSG_SIZE + 32];
 		if (!rc) {
 			snprintf(outcome, sizeof outcome, "ok: epoch %" PRIu64,
 				 res.epoch);
