@@ -1412,6 +1412,11 @@ int vt_cli_pd(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN); /* the host's transport */
+	/* Calls block on the host (a commit, a wait for leadership): libuv's
+	 * default 4 pool threads would let a few slow ones hold up every
+	 * heartbeat. Read once, at the first uv_queue_work; a user's own
+	 * setting wins. */
+	setenv("UV_THREADPOOL_SIZE", "16", 0);
 	pthread_mutex_init(&p->mu, NULL);
 	p->loop = uv_default_loop();
 	int rc = vt_pdsvc_soft_new(&p->soft) ? -1 : open_group(p);
