@@ -2,6 +2,7 @@
 #include "pdsvc/pdsvc.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -48,6 +49,90 @@ int vt_pdsvc_addr_split(const char *stored, vt_arena *a, char **addr,
 	*raft_addr = comma ? vt_arena_strndup(a, comma + 1, strlen(comma + 1))
 			   : *addr;
 	return *addr && *raft_addr ? 0 : VT_ENOMEM;
+}
+
+/* ---- the PD group's members ------------------------------------------------- */
+
+int vt_pdsvc_hostport(const char *s, char *host, size_t cap, int *port)
+{
+	const char *c = strrchr(s, ':');
+	if (!c || c == s || (size_t)(c - s) >= cap)
+		return -1;
+	char *end;
+	long v = strtol(c + 1, &end, 10);
+	if (*end || end == c + 1 || v < 0 || v > 65535)
+		return -1;
+	memcpy(host, s, (size_t)(c - s));
+	host[c - s] = '\0';
+	*port = (int)v;
+	return 0;
+}
+
+/* One "id=grpc/raft" entry of `len` bytes. */
+static int peer_parse(const char *t, size_t len, vt_pdsvc_peer *x,
+		      vt_errmsg *err)
+{
+	char buf[600], host[256];
+	int port;
+	if (len >= sizeof buf)
+		return vt_errmsg_set(err, VT_EINVAL, "peers: an entry of %zu "
+				     "bytes", len);
+	memcpy(buf, t, len);
+	buf[len] = '\0';
+	char *eq = strchr(buf, '='), *sl = eq ? strchr(eq, '/') : NULL, *end;
+	unsigned long long id = eq ? strtoull(buf, &end, 10) : 0;
+	if (!eq || !sl || end != eq || !id || buf[0] == '-')
+		return vt_errmsg_set(err, VT_EINVAL,
+				     "peers: '%s': want "
+				     "id=grpc_host:port/raft_host:port",
+				     buf);
+	*sl = '\0';
+	if (strlen(eq + 1) >= sizeof x->grpc ||
+	    strlen(sl + 1) >= sizeof x->raft ||
+	    vt_pdsvc_hostport(eq + 1, host, sizeof host, &port) ||
+	    vt_pdsvc_hostport(sl + 1, host, sizeof host, &port))
+		return vt_errmsg_set(err, VT_EINVAL,
+				     "peers: node %llu: want host:port for "
+				     "both addresses",
+				     id);
+	x->id = id;
+	snprintf(x->grpc, sizeof x->grpc, "%s", eq + 1);
+	snprintf(x->raft, sizeof x->raft, "%s", sl + 1);
+	return 0;
+}
+
+int vt_pdsvc_peers_parse(const char *s, uint64_t self, vt_pdsvc_peer *out,
+			 size_t cap, size_t *n, vt_errmsg *err)
+{
+	size_t k = 0;
+	int seen = 0;
+	*n = 0;
+	while (*s) {
+		size_t len = strcspn(s, ",");
+		if (k == cap)
+			return vt_errmsg_set(err, VT_ELIMIT,
+					     "peers: more than %zu", cap);
+		int rc = peer_parse(s, len, &out[k], err);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < k; i++)
+			if (out[i].id == out[k].id)
+				return vt_errmsg_set(
+					err, VT_EINVAL, "peers: id %llu twice",
+					(unsigned long long)out[k].id);
+		seen |= out[k].id == self;
+		k++;
+		s += len;
+		if (*s == ',')
+			s++;
+	}
+	if (!seen)
+		return vt_errmsg_set(err, VT_EINVAL,
+				     "peers: node_id %llu is not among them "
+				     "(list every PD node, this one included)",
+				     (unsigned long long)self);
+	*n = k;
+	return 0;
 }
 
 /* ---- soft state ----------------------------------------------------------- */

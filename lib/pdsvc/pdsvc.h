@@ -34,6 +34,29 @@ VT_API int vt_pdsvc_addr_join(const char *addr, const char *raft_addr,
 VT_API int vt_pdsvc_addr_split(const char *stored, vt_arena *a, char **addr,
 			       char **raft_addr);
 
+/* ---- the PD group's members -------------------------------------------------
+ * The `peers` setting: "id=grpc_host:port/raft_host:port,..." listing every
+ * PD node, the one parsing it included. */
+#define VT_PDSVC_MAX_PEERS 15
+
+typedef struct vt_pdsvc_peer {
+	uint64_t id;    /* its Raft id, > 0 */
+	char grpc[256]; /* host:port of its PlacementDriver service */
+	char raft[256]; /* host:port of its Raft transport */
+} vt_pdsvc_peer;
+
+/* Parses `s` into out[cap]; *n gets the count. VT_EINVAL with the reason
+ * (an entry not of that form, an address not host:port, an id twice, no
+ * entry for `self`), VT_ELIMIT beyond cap entries. */
+VT_API int vt_pdsvc_peers_parse(const char *s, uint64_t self,
+				vt_pdsvc_peer *out, size_t cap, size_t *n,
+				vt_errmsg *err);
+
+/* "host:port" -> host (into host[cap]) and port 0..65535; -1 if malformed
+ * (no ':', empty host, a port that is not a number in range). */
+VT_API int vt_pdsvc_hostport(const char *s, char *host, size_t cap,
+			     int *port);
+
 /* ---- soft state ------------------------------------------------------------
  * What the PD leader heard from workers since it became leader. Never in the
  * log; dropped when leadership is lost. Not thread-safe. */

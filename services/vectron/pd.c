@@ -36,7 +36,7 @@
 
 #define MOD "pd"
 #define SERVICE "/vectron.internal.v1.PlacementDriver/"
-#define MAX_PEERS 15
+#define MAX_PEERS VT_PDSVC_MAX_PEERS
 #define MAX_PLAN 64
 #define PD_GROUP 1
 
@@ -95,15 +95,9 @@ static const vt_settings settings = {
 
 /* ---- the daemon ------------------------------------------------------------ */
 
-typedef struct pd_peer {
-	uint64_t id;
-	char grpc[256];
-	char raft[256];
-} pd_peer;
-
 typedef struct pd {
 	pd_config cfg;
-	pd_peer peers[MAX_PEERS];
+	vt_pdsvc_peer peers[MAX_PEERS];
 	size_t n_peers;
 	uv_loop_t *loop;
 	vt_grpc_server *grpc;
@@ -1238,26 +1232,11 @@ static void on_signal(uv_signal_t *h, int sig)
 	stop(p);
 }
 
-/* "host:port" -> host, port. */
-static int split_hostport(const char *s, char *host, size_t cap, int *port)
-{
-	const char *c = strrchr(s, ':');
-	if (!c || c == s || (size_t)(c - s) >= cap)
-		return -1;
-	char *end;
-	long v = strtol(c + 1, &end, 10);
-	if (*end || end == c + 1 || v < 0 || v > 65535)
-		return -1;
-	memcpy(host, s, (size_t)(c - s));
-	host[c - s] = '\0';
-	*port = (int)v;
-	return 0;
-}
-
-/* peers: "id=grpc/raft,..." */
+/* The PD nodes from `peers`, or this node alone when it is empty. */
 static int parse_peers(pd *p)
 {
 	const pd_config *c = &p->cfg;
+	vt_errmsg e = {{0}};
 	if (!c->peers[0]) {
 		p->peers[0].id = (uint64_t)c->node_id;
 		snprintf(p->peers[0].grpc, sizeof p->peers[0].grpc, "%s",
@@ -1267,42 +1246,9 @@ static int parse_peers(pd *p)
 		p->n_peers = 1;
 		return 0;
 	}
-	char buf[sizeof c->peers];
-	snprintf(buf, sizeof buf, "%s", c->peers);
-	char *save = NULL;
-	int self = 0;
-	for (char *t = strtok_r(buf, ",", &save); t;
-	     t = strtok_r(NULL, ",", &save)) {
-		char *eq = strchr(t, '='), *sl = eq ? strchr(eq, '/') : NULL;
-		char *end;
-		unsigned long long id = eq ? strtoull(t, &end, 10) : 0;
-		if (!eq || !sl || end != eq || !id || sl == eq + 1 || !sl[1] ||
-		    p->n_peers == MAX_PEERS || strlen(eq + 1) >= 256) {
-			fprintf(stderr,
-				"vectron pd: peers: '%s': want "
-				"id=grpc_host:port/raft_host:port (at most %d)\n",
-				t, MAX_PEERS);
-			return -1;
-		}
-		*sl = '\0';
-		for (size_t i = 0; i < p->n_peers; i++)
-			if (p->peers[i].id == id) {
-				fprintf(stderr,
-					"vectron pd: peers: id %llu twice\n",
-					id);
-				return -1;
-			}
-		pd_peer *x = &p->peers[p->n_peers++];
-		x->id = id;
-		snprintf(x->grpc, sizeof x->grpc, "%s", eq + 1);
-		snprintf(x->raft, sizeof x->raft, "%s", sl + 1);
-		self |= id == (unsigned long long)c->node_id;
-	}
-	if (!self) {
-		fprintf(stderr,
-			"vectron pd: peers: node_id %lld is not among them "
-			"(list every PD node, this one included)\n",
-			c->node_id);
+	if (vt_pdsvc_peers_parse(c->peers, (uint64_t)c->node_id, p->peers,
+				 MAX_PEERS, &p->n_peers, &e)) {
+		fprintf(stderr, "vectron pd: %s\n", e.msg);
 		return -1;
 	}
 	return 0;
@@ -1365,7 +1311,7 @@ static int start_grpc(pd *p)
 	vt_errmsg e = {{0}};
 	char host[256];
 	int port, rc;
-	if (split_hostport(p->cfg.listen, host, sizeof host, &port)) {
+	if (vt_pdsvc_hostport(p->cfg.listen, host, sizeof host, &port)) {
 		fprintf(stderr, "vectron pd: listen: '%s': want host:port\n",
 			p->cfg.listen);
 		return -1;

@@ -84,6 +84,45 @@ static void test_addr(void **state)
 	vt_arena_destroy(a);
 }
 
+static void test_peers(void **state)
+{
+	(void)state;
+	vt_pdsvc_peer v[4];
+	size_t n;
+	vt_errmsg e = {{0}};
+	assert_int_equal(vt_pdsvc_peers_parse("1=a:1/a:2,2=b:1/b:2,3=c:1/c:2",
+					      2, v, 4, &n, &e),
+			 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(v[2].id, 3);
+	assert_string_equal(v[2].grpc, "c:1");
+	assert_string_equal(v[2].raft, "c:2");
+	const char *bad[] = {"1=a:1", "x=a:1/a:2", "0=a:1/a:2", "1=a/a:2",
+			     "1=a:1/a:99999", "1=a:1/a:2,1=b:1/b:2",
+			     "1=a:1/a:2,,2=b:1/b:2", "-1=a:1/a:2"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		e.msg[0] = '\0';
+		if (vt_pdsvc_peers_parse(bad[i], 1, v, 4, &n, &e) != VT_EINVAL)
+			fail_msg("accepted '%s'", bad[i]);
+		assert_non_null(strstr(e.msg, "peers"));
+	}
+	assert_int_equal(vt_pdsvc_peers_parse("1=a:1/a:2", 2, v, 4, &n, &e),
+			 VT_EINVAL);
+	assert_non_null(strstr(e.msg, "node_id 2"));
+	assert_int_equal(vt_pdsvc_peers_parse("1=a:1/a:2,2=b:1/b:2", 1, v, 1,
+					      &n, &e),
+			 VT_ELIMIT);
+	char host[16];
+	int port;
+	assert_int_equal(vt_pdsvc_hostport("127.0.0.1:7000", host, sizeof host,
+					   &port),
+			 0);
+	assert_string_equal(host, "127.0.0.1");
+	assert_int_equal(port, 7000);
+	assert_int_equal(vt_pdsvc_hostport(":7", host, sizeof host, &port), -1);
+	assert_int_equal(vt_pdsvc_hostport("h:", host, sizeof host, &port), -1);
+}
+
 static void test_soft(void **state)
 {
 	(void)state;
@@ -311,6 +350,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_addr),
+		cmocka_unit_test(test_peers),
 		cmocka_unit_test(test_soft),
 		cmocka_unit_test(test_ring),
 		cmocka_unit_test(test_messages),
