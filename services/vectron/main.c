@@ -6,6 +6,7 @@
 
 #include "cluster_cli.h"
 #include "demo.h"
+#include "pd.h"
 #include "serve.h"
 
 static void usage(FILE *f)
@@ -16,6 +17,7 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  serve     run the database: REST on 8080, gRPC on 8081, data in\n"
 		"            ./data (vectron serve --help lists every setting)\n"
+		"  pd        run a placement driver node (vectron pd --help)\n"
 		"  gateway   the public API over a cluster (placement driver +\n"
 		"            workers); vectron gateway --help\n"
 		"  cluster   ask the placement driver about workers, collections\n"
@@ -35,6 +37,8 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "serve"))
 		return vt_cli_serve(argc - 1, argv + 1);
+	if (!strcmp(cmd, "pd"))
+		return vt_cli_pd(argc - 1, argv + 1);
 	if (!strcmp(cmd, "gateway"))
 		return vt_cli_gateway(argc - 1, argv + 1);
 	if (!strcmp(cmd, "cluster"))
