@@ -6,6 +6,7 @@
 
 #include "demo.h"
 #include "serve.h"
+#include "worker.h"
 
 static void usage(FILE *f)
 {
@@ -15,6 +16,7 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  serve     run the database: REST on 8080, gRPC on 8081, data in\n"
 		"            ./data (vectron serve --help lists every setting)\n"
+		"  worker    host shard replicas for a cluster (vectron worker --help)\n"
 		"  demo      build an HNSW index over Fashion-MNIST and report\n"
 		"            recall and queries per second (vectron demo --help)\n"
 		"  version   print the version\n"
@@ -30,6 +32,8 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "serve"))
 		return vt_cli_serve(argc - 1, argv + 1);
+	if (!strcmp(cmd, "worker"))
+		return vt_cli_worker(argc - 1, argv + 1);
 	if (!strcmp(cmd, "demo"))
 		return vt_cli_demo(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
