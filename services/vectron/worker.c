@@ -599,12 +599,17 @@ static void destroy_replica(worker *w, struct replica *r, const char *why)
 
 /* ---- the PD client -------------------------------------------------------- */
 
+struct pd_done_ud {
+	struct worker *w;
+	struct pdcall *c;
+};
+
 static void pd_on_msg(void *ud, ProtobufCMessage *msg, const uint8_t *raw,
 		      size_t len)
 {
 	(void)raw;
 	(void)len;
-	struct pdcall *c = ud;
+	struct pdcall *c = ((struct pd_done_ud *)ud)->c;
 	if (c->reply)
 		vt_grpc_msg_free(c->reply);
 	c->reply = msg;
@@ -620,11 +625,6 @@ static void pd_finish(worker *w, struct pdcall *c, int status,
 	pthread_cond_broadcast(&w->pdcv);
 	pthread_mutex_unlock(&w->pdmu);
 }
-
-struct pd_done_ud {
-	worker *w;
-	struct pdcall *c;
-};
 
 static void pd_on_done(void *ud, int status, const char *message)
 {
