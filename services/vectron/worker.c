@@ -1047,14 +1047,16 @@ static void replica_update(worker *w, struct replica *r,
 		snprintf(p[i].raft_addr, sizeof p[i].raft_addr, "%s",
 			 x->raft_addr ? x->raft_addr : "");
 	}
+	int voter = a->role == VECTRON__INTERNAL__V1__REPLICA_ROLE__VOTER;
 	pthread_mutex_lock(&w->mu);
-	int moved = a->epoch != r->epoch;
+	int moved = a->epoch > r->epoch || voter != r->voter;
 	if (a->epoch > r->epoch)
 		r->epoch = a->epoch;
 	vt_free(r->peers);
 	r->peers = p;
 	r->n_peers = a->n_peers;
-	r->voter = a->role == VECTRON__INTERNAL__V1__REPLICA_ROLE__VOTER;
+	r->voter = voter;
+	uint64_t epoch = r->epoch;
 	pthread_mutex_unlock(&w->mu);
 	if (moved) {
 		char path[1200];
@@ -1062,7 +1064,8 @@ static void replica_update(worker *w, struct replica *r,
 		vt_worker_meta m;
 		vt_errmsg err = {{0}};
 		if (!vt_worker_meta_read(path, &m, &err)) {
-			m.epoch = a->epoch;
+			m.epoch = epoch;
+			m.voter = voter;
 			if (vt_worker_meta_write(path, &m, &err))
 				VT_LOG(VT_LOG_WARN, MOD, "%s", err.msg);
 			vt_worker_meta_free(&m);
