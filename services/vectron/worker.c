@@ -12,6 +12,9 @@
  *   - the host thread (lib/repl/host.h): every Raft group.
  * Decisions are lib/worker/plan.h's; replica meta files lib/worker/meta.h.
  * docs/worker.md. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pthread_timedjoin_np */
+#endif
 #include "worker.h"
 
 #include <dirent.h>
@@ -1996,9 +1999,23 @@ int vt_cli_worker(int argc, char **argv)
 	atomic_store(&w->stopping, 1);
 	if (w->beat_started)
 		pthread_join(w->beat_thr, NULL);
-	if (w->rec_started)
-		pthread_join(w->rec_thr, NULL);
+	/* The reconciler may wait for a membership change that cannot
+	 * commit (peers gone): give it a while, then close the host, which
+	 * fails what it waits for. */
+	int rec_joined = !w->rec_started;
+	if (!rec_joined) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 5;
+		rec_joined = !pthread_timedjoin_np(w->rec_thr, NULL, &ts);
+	}
 	vt_reqpool_destroy(w->pool); /* runs the loop until requests end */
+	if (!rec_joined) {
+		VT_LOG(VT_LOG_WARN, MOD, "the reconciler is still waiting for "
+		       "a group: closing the Raft host under it");
+		vt_repl_host_close(w->host);
+		pthread_join(w->rec_thr, NULL);
+	}
 	/* Detach every replica: their data stays for the next start. */
 	for (struct replica *x = w->reps, *nx; x; x = nx) {
 		nx = x->next;
