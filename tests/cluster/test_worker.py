@@ -172,9 +172,33 @@ class FakePD:
 
 # ---- worker processes -----------------------------------------------------------
 
+class FollowerPD:
+    """A PD follower: every call gets "not the leader; leader: <addr>"."""
+
+    def __init__(self, leader_addr):
+        self.port = free_port()
+        self.calls = 0
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+
+        def refuse(req, ctx):
+            self.calls += 1
+            ctx.abort(grpc.StatusCode.FAILED_PRECONDITION, "not the leader; leader: " + leader_addr)
+        h = grpc.method_handlers_generic_handler("vectron.internal.v1.PlacementDriver", {
+            m: grpc.unary_unary_rpc_method_handler(refuse, request_deserializer=lambda b: b,
+                                                   response_serializer=lambda b: b)
+            for m in ("RegisterWorker", "Heartbeat")})
+        self.server.add_generic_rpc_handlers((h,))
+        self.server.add_insecure_port("127.0.0.1:%d" % self.port)
+        self.server.start()
+
+    def stop(self):
+        self.server.stop(0)
+
+
 class Worker:
-    def __init__(self, pd, root, n, role="normal"):
+    def __init__(self, pd, root, n, role="normal", pd_addrs=None):
         self.pd, self.n, self.role = pd, n, role
+        self.pd_addrs = pd_addrs or "127.0.0.1:%d" % pd.port
         self.dir = os.path.join(root, "w%d" % n)
         self.port, self.raft_port = free_port(), free_port()
         self.addr = "127.0.0.1:%d" % self.port
@@ -188,7 +212,7 @@ class Worker:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [BIN, "worker", "--data-dir", self.dir, "--listen", self.addr,
-             "--raft-listen", self.raft_addr, "--pd", "127.0.0.1:%d" % self.pd.port,
+             "--raft-listen", self.raft_addr, "--pd", self.pd_addrs,
              "--heartbeat-ms", "100", "--election-ms", "500", "--threads", "2",
              "--role", self.role, "--log-level", "info"],
             stdout=subprocess.PIPE, stderr=self.log)
@@ -437,13 +461,20 @@ def test_sigkill_restart_serves_from_disk(cluster):
 
 
 def test_search_only_refuses_writes(cluster):
-    w = Worker(cluster["pd"], cluster["root"], 5, role="search_only")
+    # It knows only a PD follower (and a dead address): it follows the
+    # follower's "not the leader; leader: <addr>" to the leader.
+    pd = cluster["pd"]
+    fol = FollowerPD("127.0.0.1:%d" % pd.port)
+    w = Worker(pd, cluster["root"], 5, role="search_only",
+               pd_addrs="127.0.0.1:%d,127.0.0.1:%d" % (free_port(), fol.port))
     w.start()
     try:
         wait_for("worker 5 registered", lambda: w.id in cluster["pd"].workers)
+        assert fol.calls >= 1
         assert cluster["pd"].workers[w.id].role == pb.SEARCH_ONLY
         code, msg = rpc_error(lambda: write(w, G1, PTS))
         assert (code, msg) == (grpc.StatusCode.FAILED_PRECONDITION, "search-only worker")
     finally:
         w.kill(signal.SIGTERM)
+        fol.stop()
     assert w.proc.returncode == 0
