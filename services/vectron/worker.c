@@ -65,6 +65,8 @@ typedef struct wcfg {
 	char data_dir[1024];
 	char listen[256];
 	char raft_listen[256];
+	char advertise[256];
+	char raft_advertise[256];
 	char pd[1024];
 	char zone[64];
 	char rack[64];
@@ -91,6 +93,11 @@ static const vt_setting table[] = {
 	  "port 0 picks a free one"),
 	S(raft_listen, "VECTRON_WORKER_RAFT_LISTEN", "127.0.0.1:7300",
 	  "Raft transport address of every replica hosted here"),
+	S(advertise, "VECTRON_WORKER_ADVERTISE", "",
+	  "gRPC address given to the PD (host:port) when listen is 0.0.0.0 "
+	  "or behind NAT; empty: listen with its bound port"),
+	S(raft_advertise, "VECTRON_WORKER_RAFT_ADVERTISE", "",
+	  "Raft address given to the PD; empty: raft_listen as bound"),
 	S(pd, "VECTRON_WORKER_PD", "127.0.0.1:7100",
 	  "placement driver gRPC addresses, comma-separated"),
 	S(zone, "VECTRON_WORKER_ZONE", "", "failure zone, for placement"),
@@ -185,6 +192,7 @@ typedef struct worker {
 	int n_pd, pd_cur;
 	vt_grpc_client *pd_cli[MAX_PD];
 
+	atomic_uint_fast64_t requests; /* internal API calls, for qps */
 	pthread_t beat_thr, rec_thr;
 	int beat_started, rec_started;
 	int handles;                  /* pd_async and the signals exist */
@@ -792,7 +800,9 @@ static int do_register(worker *w, char *why, size_t cap)
 	wi.has_id = wi.has_capacity = wi.has_role = 1;
 	wi.id = w->id;
 	wi.addr = w->addr;
-	wi.raft_addr = (char *)vt_repl_host_address(w->host);
+	wi.raft_addr = w->cfg.raft_advertise[0]
+			       ? w->cfg.raft_advertise
+			       : (char *)vt_repl_host_address(w->host);
 	wi.zone = w->cfg.zone;
 	wi.rack = w->cfg.rack;
 	wi.capacity = (uint64_t)w->cfg.capacity;
@@ -851,6 +861,7 @@ static void beat_answer(worker *w, Vectron__Internal__V1__HeartbeatResponse *a)
 
 static int do_heartbeat(worker *w, char *why, size_t cap)
 {
+	static uint64_t last_ns, last_requests; /* the beat thread's */
 	size_t n;
 	struct replica **v = rep_all(w, &n);
 	if (!v)
@@ -894,6 +905,14 @@ static int do_heartbeat(worker *w, char *why, size_t cap)
 		req.has_load = 1;
 		req.load = load[0];
 	}
+	uint64_t now = vt_clock_mono_ns(), nreq = atomic_load(&w->requests);
+	if (last_ns && now > last_ns) {
+		req.has_qps = 1;
+		req.qps = (double)(nreq - last_requests) * 1e9 /
+			  (double)(now - last_ns);
+	}
+	last_ns = now;
+	last_requests = nreq;
 	req.n_replicas = k;
 	req.replicas = rp;
 	ProtobufCMessage *reply = NULL;
@@ -1771,6 +1790,7 @@ static void job_done(vt_reqpool_job *p)
 static void on_call(vt_grpc_call *call, void *ud)
 {
 	const struct route *rt = ud;
+	atomic_fetch_add(&rt->w->requests, 1);
 	struct job *j = vt_calloc(1, sizeof *j);
 	if (!j) {
 		vt_grpc_call_finish(call, VT_GRPC_RESOURCE_EXHAUSTED,
@@ -1874,8 +1894,11 @@ static int start_server(worker *w, vt_errmsg *err)
 				     "host:port", w->cfg.listen);
 	if ((rc = vt_grpc_server_listen(w->grpc, host, port, err)))
 		return vt_errmsg_prefix(err, rc, "gRPC on %s", w->cfg.listen);
-	snprintf(w->addr, sizeof w->addr, "%s:%d", host,
-		 vt_grpc_server_port(w->grpc));
+	if (w->cfg.advertise[0])
+		snprintf(w->addr, sizeof w->addr, "%s", w->cfg.advertise);
+	else
+		snprintf(w->addr, sizeof w->addr, "%s:%d", host,
+			 vt_grpc_server_port(w->grpc));
 	return 0;
 }
 
