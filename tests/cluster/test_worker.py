@@ -329,8 +329,14 @@ def test_leaders_writes_reads_errors(cluster):
     ws = cluster["workers"]
     for g in (G1, G2):
         wait_for("a leader of group %d" % g, lambda g=g: leader_of(ws, g))
-    # every worker reports both replicas to the PD
-    wait_for("reports", lambda: all(len(cluster["pd"].reports.get(w.id, [])) == 2 for w in ws))
+    # every worker reports both replicas to the PD: one leader per group,
+    # every replica caught up
+    def reports_ok():
+        with cluster["pd"].lock:
+            reps = [r for w in ws for r in cluster["pd"].reports.get(w.id, [])]
+        return (len(reps) == 6 and all(r.caught_up and r.term > 0 for r in reps) and
+                sorted(r.group for r in reps if r.leader) == [G1, G2])
+    wait_for("reports", reports_ok)
     lead = leader_of(ws, G1)
     r = write(lead, G1, PTS)
     assert (r.upserted, r.created) == (3, 3)
@@ -454,6 +460,12 @@ def test_sigkill_restart_serves_from_disk(cluster):
     with pd.lock:
         pd.refuse.discard(w2.id)
     wait_for("worker 2 registered again", lambda: w2.status().registered)
+    # a PD that forgot a worker (answers registered = false) gets it back
+    w3 = ws[2]
+    with pd.lock:
+        del pd.workers[w3.id]
+    wait_for("worker 3 registered again", lambda: w3.id in pd.workers)
+    wait_for("the reason logged", lambda: "registering again" in w3.logtext())
     # and SIGTERM stops a worker cleanly (exit 0), data kept
     w2.kill(signal.SIGTERM)
     assert w2.proc.returncode == 0, w2.logtext()[-2000:]
