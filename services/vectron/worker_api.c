@@ -399,7 +399,9 @@ static int h_read(struct job *j)
 		x.filter = q->filter;
 		x.linearizable = q->linearizable;
 		if (q->has_wait_ms)
-			wait_ms = q->wait_ms;
+			/* bounded: a waiting read holds its replica, which a
+			 * removal waits for */
+			wait_ms = q->wait_ms < 10000 ? q->wait_ms : 10000;
 		break;
 	}
 	case M_GET: {

@@ -98,11 +98,11 @@ def upsert_cmd(points):
     return b
 
 
-def coll_config(name, shards):
+def coll_config(name, shards, index_mode="sync"):
     return json.dumps({"version": 1, "name": name, "shard_count": shards, "rescore": True,
                        "oversampling": 2.0, "routing": "range", "dim": DIM,
                        "distance": "euclid", "m": 16, "ef_construction": 100, "ef_search": 32,
-                       "quant": "none", "index_mode": "sync",
+                       "quant": "none", "index_mode": index_mode,
                        "fields": [{"path": "color", "type": "keyword"}]},
                       sort_keys=True, separators=(",", ":")).encode()
 
@@ -258,10 +258,12 @@ def peer(w, raft_id, voter=True):
                    role=pb.VOTER if voter else pb.NONVOTER)
 
 
-def assignment(group, shard, raft_id, peers, voter=True, bootstrap=True, epoch=EPOCH):
-    return pb.Assignment(collection="c", shard=shard, group=group, epoch=epoch, raft_id=raft_id,
-                         role=pb.VOTER if voter else pb.NONVOTER, bootstrap=bootstrap, rf=3,
-                         peers=peers, config=coll_config("c", 2))
+def assignment(group, shard, raft_id, peers, voter=True, bootstrap=True, epoch=EPOCH,
+               collection="c", config=None):
+    return pb.Assignment(collection=collection, shard=shard, group=group, epoch=epoch,
+                         raft_id=raft_id, role=pb.VOTER if voter else pb.NONVOTER,
+                         bootstrap=bootstrap, rf=3, peers=peers,
+                         config=config or coll_config("c", 2))
 
 
 def ref(group, epoch=EPOCH):
@@ -384,6 +386,32 @@ def test_leaders_writes_reads_errors(cluster):
                            "protocol version 2, this node speaks 1")
     code, msg = rpc_error(lambda: search(lead, 999, [0] * DIM))
     assert (code, msg) == (grpc.StatusCode.NOT_FOUND, "shard group 999 not hosted here")
+
+
+def test_async_index_read_your_writes(cluster):
+    """An async-index collection: a linearizable search right after a
+    write sees it (the worker waits for the index off the Raft thread);
+    then the collection is dropped from every worker."""
+    pd, ws, peers = cluster["pd"], cluster["workers"], cluster["peers"]
+    g3 = 103
+    cfg = coll_config("d", 1, index_mode="async")
+    plan = {w.id: list(cluster["plan"][w.id]) +
+            [assignment(g3, 0, i + 1, peers, collection="d", config=cfg)]
+            for i, w in enumerate(ws)}
+    pd.set_plan(plan)
+    lead = wait_for("a leader of group 103", lambda: leader_of(ws, g3))
+    pts = [("p%d" % i, [i, i, i, i], None) for i in range(300)]
+    assert write(lead, g3, pts).upserted == 300
+    res = search(lead, g3, [299, 299, 299, 299], linearizable=True, k=1)
+    assert res.hits[0].id == b"p299"
+    c = lead.call("ShardCount", pb.ShardCountRequest(version=1, shard=ref(g3), linearizable=True),
+                  pb.ShardCountResponse)
+    assert c.count == 300
+    # dropped from the plan: every replica and its directory goes
+    pd.set_plan(cluster["plan"])
+    for w in ws:
+        wait_for("group 103 gone from worker %d" % w.n, lambda w=w: not os.path.exists(
+            os.path.join(w.dir, "groups", str(g3))))
 
 
 def test_add_nonvoter_promote_remove(cluster):
