@@ -496,6 +496,38 @@ static int conf_fn(vt_repl *r, struct raft *raft, void *ud)
 	return 0;
 }
 
+/* A replica about to be destroyed that leads its group, and that the
+ * PD's last peer list had already left out (a move: the group goes on),
+ * hands leadership to another voter first (raft picks), so the group
+ * does not wait an election timeout for a leader that left. Not when the
+ * list still named it: the whole group is likely going (a dropped
+ * collection), and a transfer would only delay that. Best effort: a
+ * failure only costs that election. */
+static void handoff(worker *w, struct replica *r)
+{
+	int listed = 0;
+	pthread_mutex_lock(&w->mu);
+	for (size_t i = 0; i < r->n_peers; i++)
+		listed |= r->peers[i].raft_id == r->raft_id;
+	pthread_mutex_unlock(&w->mu);
+	struct confcopy c;
+	if (listed)
+		return;
+	if (vt_repl_host_call(w->host, r->g, conf_fn, &c) || !c.leader)
+		return;
+	int others = 0;
+	for (size_t i = 0; i < c.n; i++)
+		others += c.m[i].id != c.self && c.m[i].role == RAFT_VOTER;
+	if (!others)
+		return;
+	vt_errmsg err = {{0}};
+	int rc = vt_repl_host_change(w->host, r->g, VT_REPL_CHANGE_TRANSFER, 0,
+				     NULL, 0, &err);
+	VT_LOG(rc ? VT_LOG_WARN : VT_LOG_INFO, MOD, "group %" PRIu64 ": "
+	       "leadership handed over before removal: %s", r->group,
+	       rc ? err.msg : "done");
+}
+
 static const char *kind_name(int k)
 {
 	static const char *const n[] = {"none", "add", "promote", "remove",
@@ -650,8 +682,10 @@ static void reconcile(worker *w, Vectron__Internal__V1__HeartbeatResponse *cur)
 	char why[128];
 	snprintf(why, sizeof why, "no longer assigned to this worker "
 		 "(assignments epoch %" PRIu64 ")", cur->epoch);
-	for (size_t i = 0; gone && i < n_des; i++)
+	for (size_t i = 0; gone && i < n_des; i++) {
+		handoff(w, gone[i]);
 		destroy_replica(w, gone[i], why);
+	}
 	vt_free(gone);
 	vt_free(hosted);
 	vt_free(assigned);
