@@ -286,10 +286,10 @@ def search(w, group, vec, linearizable=False, k=3, epoch=EPOCH):
         linearizable=linearizable), pb.ShardSearchResponse)
 
 
-def write(w, group, points, epoch=EPOCH, **kw):
+def write(w, group, points, epoch=EPOCH, timeout=10, **kw):
     return w.call("ShardWrite", pb.ShardWriteRequest(
         version=1, shard=ref(group, epoch), cmd=upsert_cmd(points), entries=len(points), **kw),
-        pb.ShardWriteResponse)
+        pb.ShardWriteResponse, timeout=timeout)
 
 
 def rpc_error(fn):
@@ -414,11 +414,62 @@ def test_async_index_read_your_writes(cluster):
             os.path.join(w.dir, "groups", str(g3))))
 
 
+class Load:
+    """Writes to group 1's leader (following "not the leader") and
+    eventual searches on every worker, from two threads, while the group
+    changes; counts what succeeded and keeps unexpected errors."""
+    EXPECTED = ("FAILED_PRECONDITION", "UNAVAILABLE", "CANCELLED", "ABORTED", "NOT_FOUND",
+                "DEADLINE_EXCEEDED")
+
+    def __init__(self, ws):
+        self.ws, self.stop, self.writes, self.reads, self.bad = ws, False, 0, 0, []
+        self.threads = [threading.Thread(target=f, daemon=True) for f in (self.writer, self.reader)]
+        for t in self.threads:
+            t.start()
+
+    def err(self, e):
+        if e.code().name not in self.EXPECTED:
+            self.bad.append("%s: %s" % (e.code().name, e.details()))
+
+    def writer(self):
+        target, i = self.ws[0], 0
+        by_addr = {w.addr: w for w in self.ws}
+        while not self.stop:
+            try:
+                write(target, G1, [("load%d" % i, [7, 7, 7, i % 100], None)], timeout=5)
+                self.writes += 1
+                i += 1
+            except grpc.RpcError as e:
+                self.err(e)
+                d = e.details() or ""
+                if d.startswith("not the leader; leader: "):
+                    target = by_addr.get(d.split(": ")[1].strip(), target)
+                else:
+                    time.sleep(0.02)
+
+    def reader(self):
+        while not self.stop:
+            for w in list(self.ws):
+                try:
+                    search(w, G1, [7, 7, 7, 7], k=2)
+                    self.reads += 1
+                except grpc.RpcError as e:
+                    self.err(e)
+
+    def finish(self):
+        self.stop = True
+        for t in self.threads:
+            t.join(10)
+        assert not self.bad, self.bad[:5]
+        assert self.writes > 0 and self.reads > 0
+
+
 def test_add_nonvoter_promote_remove(cluster):
     pd, ws, root = cluster["pd"], cluster["workers"], cluster["root"]
     w4 = Worker(pd, root, 4, role="normal")
     w4.start()
     ws.append(w4)
+    load = Load(ws)
     wait_for("worker 4 registered", lambda: w4.id in pd.workers)
     # group 1 gets raft id 4 on worker 4 as a non-voter
     peers1 = cluster["peers"] + [peer(w4, 4, voter=False)]
@@ -454,6 +505,7 @@ def test_add_nonvoter_promote_remove(cluster):
     wait_for("worker 4 elected", lambda: w4.replica(G1).state == "leader", timeout=20)
     r = write(w4, G1, [("e", [4, 4, 4, 4], None)])
     assert r.upserted == 1
+    load.finish()
     # remove worker 1's replica of group 2: its directory disappears and
     # the group goes on with the other two
     gdir = os.path.join(ws[0].dir, "groups", str(G2))
