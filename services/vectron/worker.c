@@ -427,29 +427,46 @@ static void meta_of(const Vectron__Internal__V1__Assignment *a,
 	m->config_len = a->config.len;
 }
 
-/* A new replica: its meta file first (a crash then reopens it), then the
- * group. */
+/* A replica to host. Its meta file is written first (a crash then
+ * reopens it) and removed again if the open fails, unless it was there
+ * before: a replica that failed to reopen keeps the record of how it
+ * started (and its data), and is retried as it is. A leftover of another
+ * raft id in the same group (an old membership the PD no longer wants
+ * here) is deleted first. */
 static int attach_new(worker *w, const Vectron__Internal__V1__Assignment *a,
 		      vt_errmsg *err)
 {
+	char gdir[1200], path[1200];
+	group_dir(w, a->group, NULL, gdir, sizeof gdir);
+	group_dir(w, a->group, "replica.json", path, sizeof path);
 	vt_worker_meta m;
+	vt_errmsg e2 = {{0}};
+	int rc;
+	if (!vt_worker_meta_read(path, &m, &e2)) {
+		if (m.raft_id == a->raft_id) {
+			rc = attach_meta(w, &m, err);
+			vt_worker_meta_free(&m);
+			return rc;
+		}
+		VT_LOG(VT_LOG_WARN, MOD, "group %" PRIu64 ": the data here is "
+		       "raft id %" PRIu64 ", the PD assigns raft id %" PRIu64
+		       ": deleting the old replica", a->group, m.raft_id,
+		       a->raft_id);
+		vt_worker_meta_free(&m);
+		unlink(path);
+		remove_leftover(w, a->group);
+	}
 	meta_of(a, &m);
 	if (!m.join && !m.n_peers)
 		return vt_errmsg_set(err, VT_EINVAL, "bootstrap without "
 				     "voters among its peers (rf %u)", a->rf);
-	char gdir[1200], path[1200];
-	group_dir(w, a->group, NULL, gdir, sizeof gdir);
-	group_dir(w, a->group, "replica.json", path, sizeof path);
-	int rc = mkdir_p(gdir);
-	if (rc)
+	if ((rc = mkdir_p(gdir)))
 		return vt_errmsg_set(err, rc, "%s: %s", gdir, vt_strerror(rc));
 	if ((rc = vt_worker_meta_write(path, &m, err)))
 		return rc;
-	if ((rc = attach_meta(w, &m, err))) {
-		unlink(path); /* level-triggered: the next round tries again */
-		return rc;
-	}
-	return 0;
+	if ((rc = attach_meta(w, &m, err)))
+		unlink(path); /* ours: the next try starts over */
+	return rc;
 }
 
 static void destroy_replica(worker *w, struct replica *r, const char *why)
@@ -627,6 +644,41 @@ static void replica_update(worker *w, struct replica *r,
 	}
 }
 
+/* Attaches that failed, retried with backoff (1 s doubling to 60 s) so
+ * a replica that cannot open is not retried and logged every round.
+ * Reconciler thread only. */
+static struct {
+	uint64_t group, next_ns;
+	unsigned ms;
+} failed[64];
+
+static int attach_due(uint64_t group)
+{
+	for (size_t i = 0; i < 64; i++)
+		if (failed[i].group == group)
+			return vt_clock_mono_ns() >= failed[i].next_ns;
+	return 1;
+}
+
+static void attach_result(uint64_t group, int rc)
+{
+	size_t slot = 64;
+	for (size_t i = 0; i < 64; i++)
+		if (failed[i].group == group || (slot == 64 && !failed[i].group))
+			slot = i;
+	if (slot == 64)
+		return; /* table full: retried every round */
+	if (!rc) {
+		failed[slot].group = 0;
+		return;
+	}
+	unsigned ms = failed[slot].group == group ? failed[slot].ms * 2 : 1000;
+	failed[slot].group = group;
+	failed[slot].ms = ms > 60000 ? 60000 : ms;
+	failed[slot].next_ns = vt_clock_mono_ns() +
+			       (uint64_t)failed[slot].ms * 1000000ull;
+}
+
 static void reconcile(worker *w, Vectron__Internal__V1__HeartbeatResponse *cur)
 {
 	size_t na = cur->n_assignments;
@@ -639,10 +691,14 @@ static void reconcile(worker *w, Vectron__Internal__V1__HeartbeatResponse *cur)
 		struct replica *r = vt__wrep_get(w, a->group);
 		if (!r) {
 			vt_errmsg err = {{0}};
-			if (attach_new(w, a, &err)) {
+			if (!attach_due(a->group))
+				continue;
+			int rc = attach_new(w, a, &err);
+			attach_result(a->group, rc);
+			if (rc) {
 				VT_LOG(VT_LOG_ERROR, MOD, "group %" PRIu64 " (%s "
-				       "shard %u): attach failed (next round "
-				       "retries): %s", a->group, a->collection,
+				       "shard %u): attach failed (retried with "
+				       "backoff): %s", a->group, a->collection,
 				       a->shard, err.msg);
 				continue;
 			}
