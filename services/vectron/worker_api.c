@@ -98,10 +98,14 @@ static int room_fn(vt_repl *r, struct raft *raft, void *ud)
 	struct wr *x = ud;
 	vt_shard *s = vt_repl_shard(r);
 	vt_shard_status ss;
-	if (!s || vt_shard_status_get(s, &ss))
+	if (!s)
 		return VT_ESHUTDOWN;
-	return ss.index_mode == VT_INDEX_SYNC ||
-	       ss.lag + x->entries <= QUEUE_MAX ? 0 : VT_EOVERLOAD;
+	if (vt_shard_config_get(s)->index_mode == VT_INDEX_SYNC)
+		return 0; /* no queue: skip the status */
+	if (vt_shard_status_get(s, &ss))
+		return VT_ESHUTDOWN;
+	/* An empty queue takes any command, even one over the cap. */
+	return !ss.lag || ss.lag + x->entries <= QUEUE_MAX ? 0 : VT_EOVERLOAD;
 }
 
 static int h_write(struct job *j)
@@ -146,10 +150,12 @@ static int h_write(struct job *j)
 		       VT_EOVERLOAD &&
 	       vt_clock_mono_ns() < until)
 		vt__worker_sleep_ms(5);
+	if (rc == VT_EOVERLOAD)
+		vt_errmsg_set(&j->err, rc, "the shard's index queue is full: "
+			      "retry later");
+	else if (rc)
+		vt_errmsg_set(&j->err, rc, "%s", vt_strerror(rc));
 	if (rc) {
-		vt_errmsg_set(&j->err, rc, rc == VT_EOVERLOAD
-			      ? "the shard's index queue is full: retry "
-				"later" : "%s", vt_strerror(rc));
 		st = fail(rc);
 		goto out;
 	}
