@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/error.h"
 
 #define VT_WORKER_META_PEERS 16u   /* first-configuration voters kept */
@@ -35,16 +36,25 @@ typedef struct vt_worker_meta {
 	size_t config_len;
 } vt_worker_meta;
 
+/* The file's bytes: appends `m` as JSON to `out` (vt_buf errors,
+ * VT_ENOMEM, VT_EINVAL for a config blob that is not UTF-8 text). */
+int vt_worker_meta_encode(const vt_worker_meta *m, vt_buf *out,
+			  vt_errmsg *err);
+
+/* Decodes what encode wrote into *m (zeroed first). On success the caller
+ * frees it with vt_worker_meta_free. Errors: VT_ECORRUPT (not a meta
+ * file of this version: the message says what), VT_ENOMEM. */
+int vt_worker_meta_decode(const void *bytes, size_t len,
+			  vt_worker_meta *m /* out */, vt_errmsg *err);
+
 /* Writes `m` to `path` atomically (base/file.h). Errors: those of
  * vt_afile_*, VT_ENOMEM, VT_EINVAL (a config blob that is not UTF-8
  * text). */
 int vt_worker_meta_write(const char *path, const vt_worker_meta *m,
 			 vt_errmsg *err);
 
-/* Reads `path` into *m (zeroed first). On success the caller frees it
- * with vt_worker_meta_free. Errors: VT_ENOENT (no file), VT_EIO,
- * VT_ECORRUPT (not a meta file of this version: the message says what),
- * VT_ENOMEM. */
+/* Reads and decodes `path`. Errors: VT_ENOENT (no file), VT_EIO, and
+ * those of decode (the message names the file). */
 int vt_worker_meta_read(const char *path, vt_worker_meta *m /* out */,
 			vt_errmsg *err);
 
