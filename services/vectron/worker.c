@@ -1015,10 +1015,11 @@ int vt_cli_worker(int argc, char **argv)
 	uv_run(w->loop, UV_RUN_DEFAULT); /* client and handle closes */
 	uv_loop_close(w->loop);
 	VT_LOG(VT_LOG_INFO, MOD, "stopped");
+	int w_removed = atomic_load(&w->removed);
 	pthread_mutex_destroy(&w->mu);
 	pthread_mutex_destroy(&w->pdmu);
 	pthread_cond_destroy(&w->cv);
 	pthread_cond_destroy(&w->pdcv);
 	vt_free(w);
-	return rc ? 1 : 0;
+	return rc || w_removed ? 1 : 0;
 }

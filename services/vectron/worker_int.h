@@ -136,6 +136,7 @@ typedef struct worker {
 	pthread_t beat_thr, rec_thr;
 	int beat_started, rec_started;
 	int handles;                  /* pd_async and the signals exist */
+	atomic_int removed;           /* the PD removed this worker: exit 1 */
 } worker;
 
 /* ---- shared by worker.c, worker_pd.c, worker_api.c ------------------------ */

@@ -212,6 +212,16 @@ static int do_register(worker *w, char *why, size_t cap)
 	int st = pd_request(w, "RegisterWorker", &req.base,
 			    &vectron__internal__v1__register_worker_response__descriptor,
 			    &reply, why, cap);
+	if (st == VT_GRPC_FAILED_PRECONDITION && strstr(why, "removed")) {
+		/* cluster.proto: a removed worker stops with an error (its
+		 * replicas are gone from the PD's plan; an operator decides
+		 * what to do with this data directory) */
+		VT_LOG(VT_LOG_ERROR, MOD, "the PD refuses this worker: %s; "
+		       "stopping", why);
+		atomic_store(&w->removed, 1);
+		raise(SIGTERM);
+		return st;
+	}
 	if (st != VT_GRPC_OK)
 		return st;
 	Vectron__Internal__V1__RegisterWorkerResponse *rr = (void *)reply;

@@ -121,6 +121,7 @@ class FakePD:
         self.elect = []        # (worker id, Elect) sent once
         self.epoch = 1
         self.refuse = set()    # worker ids answered UNAVAILABLE
+        self.removed = set()   # worker ids the PD removed
         self.port = free_port()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         h = grpc.method_handlers_generic_handler("vectron.internal.v1.PlacementDriver", {
@@ -141,6 +142,9 @@ class FakePD:
         with self.lock:
             if req.worker.id in self.refuse:
                 ctx.abort(grpc.StatusCode.UNAVAILABLE, "fake PD: refusing this worker")
+            if req.worker.id in self.removed:
+                ctx.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          "worker %d was removed" % req.worker.id)
             self.workers[req.worker.id] = req.worker
             return pb.RegisterWorkerResponse(epoch=self.epoch)
 
@@ -566,7 +570,12 @@ def test_search_only_refuses_writes(cluster):
         assert cluster["pd"].workers[w.id].role == pb.SEARCH_ONLY
         code, msg = rpc_error(lambda: write(w, G1, PTS))
         assert (code, msg) == (grpc.StatusCode.FAILED_PRECONDITION, "search-only worker")
+        # the PD removes it: it stops with an error
+        with pd.lock:
+            pd.removed.add(w.id)
+            del pd.workers[w.id]
+        assert w.proc.wait(timeout=15) == 1
+        assert "the PD refuses this worker" in w.logtext()
     finally:
         w.kill(signal.SIGTERM)
         fol.stop()
-    assert w.proc.returncode == 0
