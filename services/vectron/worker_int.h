@@ -68,12 +68,16 @@ typedef struct wcfg {
 
 /* ---- state --------------------------------------------------------------- */
 
+/* A replica the PD wants in a group (Assignment.peers), copied. */
 typedef struct wpeer {
 	uint64_t raft_id, worker;
 	int voter;
 	char addr[128], raft_addr[128];
 } wpeer;
 
+/* One hosted replica. Created by an attach (reconciler, or the reopen at
+ * start), freed by the reconciler's destroy or at exit; the table is the
+ * worker's `reps` list. Fields without a note are fixed at attach. */
 struct replica {
 	struct replica *next;
 	uint64_t group, raft_id, epoch; /* epoch: under w->mu */
@@ -86,6 +90,8 @@ struct replica {
 	int refs, gone;                 /* w->mu */
 };
 
+/* One PD call: made on the caller's stack by pd_call (worker_pd.c),
+ * started on the loop, finished (done = 1 under pdmu) by its callback. */
 struct pdcall {
 	struct pdcall *next;
 	int slot;
@@ -98,6 +104,9 @@ struct pdcall {
 	ProtobufCMessage *reply;
 };
 
+/* The daemon. Owned by vt_cli_worker; the threads get a pointer and are
+ * joined before it is freed. Locks: mu (replica table, answers, epoch,
+ * registered), pdmu (the PD call queue and addresses); never both. */
 typedef struct worker {
 	wcfg cfg;
 	uint64_t id;
