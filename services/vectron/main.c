@@ -8,6 +8,7 @@
 #include "demo.h"
 #include "pd.h"
 #include "serve.h"
+#include "worker.h"
 
 static void usage(FILE *f)
 {
@@ -18,6 +19,7 @@ static void usage(FILE *f)
 		"  serve     run the database: REST on 8080, gRPC on 8081, data in\n"
 		"            ./data (vectron serve --help lists every setting)\n"
 		"  pd        run a placement driver node (vectron pd --help)\n"
+		"  worker    host shard replicas for a cluster (vectron worker --help)\n"
 		"  gateway   the public API over a cluster (placement driver +\n"
 		"            workers); vectron gateway --help\n"
 		"  cluster   ask the placement driver about workers, collections\n"
@@ -43,6 +45,8 @@ int main(int argc, char **argv)
 		return vt_cli_gateway(argc - 1, argv + 1);
 	if (!strcmp(cmd, "cluster"))
 		return vt_cli_cluster(argc - 1, argv + 1);
+	if (!strcmp(cmd, "worker"))
+		return vt_cli_worker(argc - 1, argv + 1);
 	if (!strcmp(cmd, "demo"))
 		return vt_cli_demo(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
