@@ -699,18 +699,28 @@ static int r_write(void *ud, const char *coll, uint32_t shard,
 	return 0;
 }
 
-/* Points the results at the hits of `rep` (which they keep). */
+/* Points the results at the hits of `rep` (which they keep). Ids are
+ * copied after the hits with a NUL each, as lib/shard's results have them
+ * (the API hands ids on as C strings); payloads are protobuf-c strings. */
 static int hits_take(ProtobufCMessage *rep, Vectron__Internal__V1__Hit **h,
 		     size_t n, vt_shard_results *out, vt_errmsg *err)
 {
 	out->priv_ = rep;
-	out->hits = vt_calloc(n ? n : 1, sizeof *out->hits);
+	size_t ids = 0;
+	for (size_t i = 0; i < n; i++)
+		ids += h[i]->id.len + 1;
+	out->hits = vt_malloc((n ? n : 1) * sizeof *out->hits + ids);
 	if (!out->hits)
 		return vt_errmsg_set(err, VT_ENOMEM, "out of memory");
+	char *idp = (char *)(out->hits + (n ? n : 1));
 	for (size_t i = 0; i < n; i++) {
 		vt_shard_hit *d = &out->hits[i];
-		d->id = (const char *)h[i]->id.data;
+		memset(d, 0, sizeof *d);
+		memcpy(idp, h[i]->id.data, h[i]->id.len);
+		idp[h[i]->id.len] = '\0';
+		d->id = idp;
 		d->id_len = (uint32_t)h[i]->id.len;
+		idp += h[i]->id.len + 1;
 		d->label = h[i]->label;
 		d->dist = h[i]->dist;
 		d->score = h[i]->score;

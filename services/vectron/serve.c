@@ -37,6 +37,7 @@ struct server {
 	vt_serve_config cfg;
 	vt_db *db;
 	vt_raftw *raftw;
+	vt_gw *gw;         /* gateway only: the cluster back end */
 	vt_api *api;
 	vt_http_server *http;
 	vt_grpc_server *grpc;
@@ -237,11 +238,43 @@ done:
 	vt_arena_destroy(a); /* after encoding: the response lives in it */
 }
 
+/* The gateway's own counters, after the API's. */
+static int gw_metrics(vt_gw *g, vt_buf *out)
+{
+	vt_gw_stats st;
+	vt_gw_stats_get(g, &st);
+	char t[1024];
+	int n = snprintf(
+		t, sizeof t,
+		"# HELP vectron_gateway_routing_fetches_total Routing reads from the PD.\n"
+		"# TYPE vectron_gateway_routing_fetches_total counter\n"
+		"vectron_gateway_routing_fetches_total %llu\n"
+		"# HELP vectron_gateway_stale_retries_total Shard calls retried after a "
+		"stale epoch.\n"
+		"# TYPE vectron_gateway_stale_retries_total counter\n"
+		"vectron_gateway_stale_retries_total %llu\n"
+		"# HELP vectron_gateway_leader_redirects_total Not-the-leader answers "
+		"followed.\n"
+		"# TYPE vectron_gateway_leader_redirects_total counter\n"
+		"vectron_gateway_leader_redirects_total %llu\n"
+		"# HELP vectron_gateway_replica_failovers_total Reads sent to another "
+		"replica.\n"
+		"# TYPE vectron_gateway_replica_failovers_total counter\n"
+		"vectron_gateway_replica_failovers_total %llu\n",
+		(unsigned long long)st.routing_fetches,
+		(unsigned long long)st.stale_retries,
+		(unsigned long long)st.leader_redirects,
+		(unsigned long long)st.replica_failovers);
+	return vt_buf_append(out, t, (size_t)n);
+}
+
 static void rest_work(vt_reqpool_job *w)
 {
 	struct rest_job *j = (struct rest_job *)w;
 	if (j->m.route->special == VT_REST_METRICS) {
 		int rc = vt_api_metrics(j->srv->api, &j->out);
+		if (!rc && j->srv->gw)
+			rc = gw_metrics(j->srv->gw, &j->out);
 		j->ctype = "text/plain; version=0.0.4";
 		if (rc)
 			rest_fail(j, rc);
@@ -718,6 +751,7 @@ int vt_cli_gateway(int argc, char **argv)
 		fprintf(stderr, "vectron gateway: %s\n", e.msg);
 		return 2;
 	}
+	s.gw = gw;
 	vt_db_opts dbo;
 	vt_db_opts_default(&dbo);
 	/* Fan-out threads wait on the network, not the CPU. */

@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 import pytest
+import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from vtclient import ApiError, Grpc, Rest, pb  # noqa: E402
@@ -136,7 +137,7 @@ def test_same_answers_as_serve(cluster, gw, data, root):
     # REST through the gateway too, and a get and a scroll page
     rest = Rest(gw)
     got = rest.call("Get", {"collection": "fm", "ids": ["5", "1999", "nope"]})
-    assert [p["id"] for p in got["points"]] == ["5", "1999"]
+    assert [str(p["id"]) for p in got["points"]] == ["5", "1999"]  # _norm makes ints
     page = rest.call("Scroll", {"collection": "fm", "limit": 100})
     assert len(page["points"]) == 100 and page.get("next_cursor")
     assert srv.stop() == 0
@@ -245,12 +246,35 @@ def test_search_only_worker(cluster, data):
     g.close()
 
 
-def test_stale_routing_retries(cluster, gw, data):
-    """The gateway cached "fm"'s routing long ago (TTL 10 min); the tests
-    above moved leaders and replicas, so its epochs are stale: requests
-    still succeed (one refresh each)."""
+def gw_metric(g, name):
+    text = requests.get(g.rest_url + "/metrics", timeout=10).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    raise AssertionError("%s not in /metrics" % name)
+
+
+def test_stale_routing_retries(cluster, data):
+    """A gateway that cached a routing (TTL 10 min) before replicas moved:
+    its shard epochs are stale, and its requests refresh the routing and
+    succeed."""
     base, queries = data
-    g = Grpc(gw)
-    assert len(search_ids(g, "fm", queries[1], strong=True)) == K
+    g3 = cluster.add_gateway(["--routing-ttl-ms", "600000"])
+    g = Grpc(g3)
+    want = search_ids(g, "fm", queries[2], strong=True)
+    fetched = gw_metric(g3, "vectron_gateway_routing_fetches_total")
+    # move replicas: drain the worker that leads shard 0
+    lead = cluster.routing("fm").shards[0].leader
+    cluster.pd_call("SetWorkerState",
+                    cpb.SetWorkerStateRequest(version=1, worker=lead, state=cpb.DRAINING),
+                    cpb.SetWorkerStateResponse)
+    wait_for("worker %d drained" % lead,
+             lambda: any(x.id == lead and x.replicas == 0 for x in cluster.workers_info())
+             and voters_ok(cluster, "fm", 3, dead={lead}), timeout=90, every=0.5)
+    assert search_ids(g, "fm", queries[2], strong=True) == want
     ingest(g, "fm", base, 0, 50)
+    assert gw_metric(g3, "vectron_gateway_routing_fetches_total") > fetched
+    cluster.pd_call("SetWorkerState",
+                    cpb.SetWorkerStateRequest(version=1, worker=lead, state=cpb.UP),
+                    cpb.SetWorkerStateResponse)
     g.close()
