@@ -277,5 +277,17 @@ class Cluster:
         return g
 
     def close(self):
+        """SIGTERM to every process still running (gateways, workers, then
+        the PD): each must stop cleanly (exit 0, no sanitizer report).
+        Returns {name: exit code} of those that did not."""
+        bad = {}
         for p in self.gateways + self.workers + self.pds:
-            p.kill()
+            if p.proc is None:
+                continue
+            try:
+                rc = p.stop(timeout=60)
+            except AssertionError as e:
+                rc = str(e)[:200]
+            if rc != 0:
+                bad[p.name] = rc
+        return bad

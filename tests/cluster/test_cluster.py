@@ -68,8 +68,11 @@ def cluster(root):
     yield c
     dead = [p.name for p in c.gateways + c.workers + c.pds
             if p.proc is not None and p.proc.poll() is not None]
-    c.close()
+    bad = c.close()
     assert not dead, "processes died during the tests: %s" % dead
+    logs = "\n".join("--- %s:\n%s" % (p.name, p.log_text()[-4000:])
+                     for p in c.gateways + c.workers + c.pds if p.name in bad)
+    assert not bad, "processes did not stop cleanly: %s\n%s" % (bad, logs)
 
 
 @pytest.fixture(scope="module")
