@@ -198,12 +198,10 @@ struct rd {
 	vt_errmsg err;
 };
 
-static int read_fn(vt_repl *r, struct raft *raft, void *ud)
+/* The read itself, on shard `s`; `raft` only for M_STATUS (NULL: from a
+ * request thread, which reads no Raft state). */
+static int read_shard(vt_shard *s, struct raft *raft, struct rd *x)
 {
-	struct rd *x = ud;
-	vt_shard *s = vt_repl_shard(r);
-	if (!s)
-		return vt_errmsg_set(&x->err, VT_ESHUTDOWN, "shard closing");
 	uint64_t applied, indexed;
 	vt_shard_progress(s, &applied, &indexed);
 	x->applied = applied;
@@ -284,14 +282,38 @@ static int read_fn(vt_repl *r, struct raft *raft, void *ud)
 	return rc;
 }
 
+static int read_fn(vt_repl *r, struct raft *raft, void *ud)
+{
+	struct rd *x = ud;
+	vt_shard *s = vt_repl_shard(r);
+	if (!s)
+		return vt_errmsg_set(&x->err, VT_ESHUTDOWN, "shard closing");
+	return read_shard(s, raft, x);
+}
+
+/* An eventual read on this (request) thread: the shard is borrowed from
+ * the host (vt_repl_host_shard_get), so searches of every replica run in
+ * parallel instead of one at a time on the Raft thread. The caller holds
+ * a reference to the replica, so its group stays attached. */
+static int read_here(worker *w, struct replica *r, struct rd *x)
+{
+	(void)w;
+	vt_shard *s = vt_repl_host_shard_get(r->g);
+	if (!s)
+		return vt_errmsg_set(&x->err, VT_ESHUTDOWN, "shard closing");
+	int rc = read_shard(s, NULL, x);
+	vt_repl_host_shard_put(r->g);
+	return rc;
+}
+
 /* Runs a read: linearizable ones on the leader after it confirmed its
  * leadership, and once the index covers what was applied then. */
 static int run_read(worker *w, struct replica *r, struct rd *x,
 		    uint32_t wait_ms, vt_errmsg *err)
 {
-	int rc = x->linearizable
-			 ? vt_repl_host_read(w->host, r->g, read_fn, x, err)
-			 : vt_repl_host_call(w->host, r->g, read_fn, x);
+	int rc = x->linearizable ? vt_repl_host_read(w->host, r->g, read_fn, x, err)
+		 : x->method == M_STATUS ? vt_repl_host_call(w->host, r->g, read_fn, x)
+					 : read_here(w, r, x);
 	if (rc == VT_EBUSY && x->linearizable)
 		return vt__wrep_not_leader(w, r, err);
 	uint64_t until = vt_clock_mono_ns() + (uint64_t)wait_ms * 1000000ull;
