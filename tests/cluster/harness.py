@@ -26,7 +26,9 @@ import grpc
 BIN = os.environ.get("VECTRON_BIN", "")
 CPROTO = os.environ.get("VECTRON_CLUSTER_PROTO", "")
 GEN = os.environ.get("VECTRON_GEN", "")
-START_TIMEOUT = 60.0
+# Sanitizer builds run 5-15x slower: CMake sets this so waits scale.
+TIME_SCALE = float(os.environ.get("VECTRON_TEST_TIME_SCALE", "1"))
+START_TIMEOUT = 60.0 * TIME_SCALE
 PD_SVC = "/vectron.internal.v1.PlacementDriver/"
 WK_SVC = "/vectron.internal.v1.Worker/"
 
@@ -62,6 +64,7 @@ def free_port():
 def wait_for(what, fn, timeout=30.0, every=0.1):
     """Calls fn until it returns something true; returns it, or fails
     with `what` and the last exception after `timeout` seconds."""
+    timeout *= TIME_SCALE
     t0, last = time.monotonic(), None
     while time.monotonic() - t0 < timeout:
         try:

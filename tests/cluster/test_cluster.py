@@ -18,6 +18,7 @@ API exactly as `vectron serve` is.
 """
 import gzip
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -58,8 +59,10 @@ def data():
 def root():
     d = tempfile.mkdtemp(prefix="vt-cluster-")
     yield d
-    import shutil
-    shutil.rmtree(d, ignore_errors=True)
+    if os.environ.get("VECTRON_TEST_KEEP"):
+        print("kept %s" % d)
+    else:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
