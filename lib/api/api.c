@@ -688,6 +688,7 @@ static int search_query(vt_api *api, vt_api_ctx *cx, vt_coll *c,
 	q->threshold = r->score_threshold;
 	q->strong = r->has_consistency &&
 		    r->consistency == VECTRON__V1__CONSISTENCY__STRONG;
+	q->allow_partial = r->has_allow_partial && r->allow_partial;
 	uint32_t left = remaining_ms(cx);
 	q->wait_ms = r->has_timeout_ms && r->timeout_ms ? r->timeout_ms
 		     : left ? left
@@ -727,6 +728,15 @@ static int search_response(vt_api_ctx *cx, const vt_shard_hit *hits, size_t n,
 	return 0;
 }
 
+/* The shards a partial search left out (their list lives in `res`, which
+ * lives as long as the request). */
+static int missing_of(const vt_coll_results *res, Vectron__V1__SearchResponse *sr)
+{
+	sr->n_missing_shards = res->n_missing;
+	sr->missing_shards = res->missing;
+	return 0;
+}
+
 static int m_search(vt_api *api, vt_api_ctx *cx, const ProtobufCMessage *in,
 		    ProtobufCMessage **resp, vt_errmsg *err)
 {
@@ -754,7 +764,8 @@ static int m_search(vt_api *api, vt_api_ctx *cx, const ProtobufCMessage *in,
 				     "deadline exceeded during the search");
 	return search_response(cx, res->hits, res->n,
 			       vt_coll_config_get(c)->shard.dim,
-			       (Vectron__V1__SearchResponse **)resp, err);
+			       (Vectron__V1__SearchResponse **)resp, err) ||
+	       missing_of(res, *(Vectron__V1__SearchResponse **)resp);
 }
 
 static int m_search_batch(vt_api *api, vt_api_ctx *cx,
@@ -800,7 +811,8 @@ static int m_search_batch(vt_api *api, vt_api_ctx *cx,
 		if ((rc = check_deadline(cx, err)) ||
 		    (rc = vt_coll_search(c, &qs[i], NULL, NULL, res, err)) ||
 		    (rc = search_response(cx, res->hits, res->n, dim, &rs[i],
-					  err))) {
+					  err)) ||
+		    (rc = missing_of(res, rs[i]))) {
 			vt_errmsg_prefix(err, rc, "searches[%zu]", i);
 			return rc;
 		}

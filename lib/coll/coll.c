@@ -1204,6 +1204,7 @@ void vt_coll_results_free(vt_coll_results *r)
 		vt_free(p);
 	}
 	vt_free(r->hits);
+	vt_free(r->missing);
 	memset(r, 0, sizeof *r);
 }
 
@@ -1446,10 +1447,28 @@ int vt_coll_search(vt_coll *c, const vt_coll_query *q,
 		vt_shard_progress(c->shards[s], &j.min_index[s], &indexed);
 	}
 	vt_pool_run(c->db->pool, ns, search_task, &j);
+	uint32_t failed = 0;
+	for (uint32_t s = 0; s < ns; s++)
+		failed += j.rcs[s] != 0;
+	if (failed && (!q->allow_partial || failed == ns)) {
+		for (uint32_t s = 0; s < ns; s++)
+			if (j.rcs[s]) {
+				rc = vt_errmsg_set(err, j.rcs[s], "%s",
+						   j.errs[s].msg);
+				goto out;
+			}
+	}
+	if (failed && !(out->missing = vt_malloc(failed * sizeof *out->missing))) {
+		rc = vt_errmsg_set(err, VT_ENOMEM, "out of memory");
+		goto out;
+	}
 	for (uint32_t s = 0; s < ns; s++) {
 		if (j.rcs[s]) {
-			rc = vt_errmsg_set(err, j.rcs[s], "%s", j.errs[s].msg);
-			goto out;
+			out->missing[out->n_missing++] = s;
+			VT_LOG(VT_LOG_INFO, "coll", "search of %s: shard %u left out "
+			       "(partial results allowed): %s", c->cfg.name, s,
+			       j.errs[s].msg);
+			continue;
 		}
 		j.finished[s] = 1;
 	}

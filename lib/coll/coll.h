@@ -237,6 +237,9 @@ VT_API int vt_coll_set_payload(vt_coll *c, const char *const *ids,
 typedef struct vt_coll_results {
 	vt_shard_hit *hits;
 	size_t n;
+	/* search with allow_partial: the shards left out, ascending (owned) */
+	uint32_t *missing;
+	uint32_t n_missing;
 	void *priv_;
 } vt_coll_results;
 
@@ -265,7 +268,11 @@ typedef struct vt_coll_query {
 	float threshold;
 	int strong;           /* wait until the index holds every write
 				 acknowledged before this search ... */
-	uint32_t wait_ms;     /* ... for at most this long */
+	uint32_t wait_ms;     /* ... for at most this long; also how long a
+				 remote shard may take (retries included) */
+	int allow_partial;    /* a failing shard is left out and named in
+				 vt_coll_results.missing instead of failing
+				 the search (unless every shard fails) */
 } vt_coll_query;
 
 VT_API void vt_coll_query_default(vt_coll_query *q, const float *vec,

@@ -411,6 +411,7 @@ struct shard_call {
 	ProtobufCMessage *req;
 	ShardRef *ref; /* inside req: filled per attempt */
 	const ProtobufCMessageDescriptor *desc;
+	uint32_t budget_ms; /* the whole call, retries included; 0 = retry_ms */
 };
 
 /* Sends the call to the right replica of the shard and follows what the
@@ -428,7 +429,10 @@ static int shard_call(vt_gw *g, const struct shard_call *sc,
 		return rc;
 	char path[128], to[300] = "", msg[512], hint[300];
 	snprintf(path, sizeof path, WK_SVC "%s", sc->method);
-	uint64_t until = now_ms() + g->opts.retry_ms;
+	uint32_t budget = sc->budget_ms && sc->budget_ms < g->opts.retry_ms
+				  ? sc->budget_ms
+				  : g->opts.retry_ms;
+	uint64_t until = now_ms() + budget;
 	struct skip sk;
 	sk.n = 0;
 	int stale_tried = 0, hops = 0;
@@ -450,9 +454,14 @@ static int shard_call(vt_gw *g, const struct shard_call *sc,
 			st = VT_GRPC_UNAVAILABLE;
 			snprintf(msg, sizeof msg, "%.500s", last);
 		} else {
+			/* each try gets what is left of the budget, at
+			 * least a moment, at most rpc_timeout_ms */
+			uint64_t t = now_ms(), left = until > t ? until - t : 1;
 			st = vt_rpcc_call(g->rpc, addr, path, sc->req, sc->desc,
-					  g->opts.rpc_timeout_ms, reply, msg,
-					  sizeof msg);
+					  left < g->opts.rpc_timeout_ms
+						  ? left
+						  : g->opts.rpc_timeout_ms,
+					  reply, msg, sizeof msg);
 		}
 		if (st == VT_GRPC_OK) {
 			rc = 0;
@@ -503,7 +512,7 @@ static int shard_call(vt_gw *g, const struct shard_call *sc,
 			rc = vt_errmsg_set(err, vt_grpc_err_from_status(st),
 					   "shard %s/%u: %s (gave up after %u "
 					   "ms)", sc->coll, sc->shard, last,
-					   g->opts.retry_ms);
+					   budget);
 			break;
 		}
 		if (wait)
@@ -684,7 +693,7 @@ static int r_write(void *ud, const char *coll, uint32_t shard,
 	req.validate_only = validate_only != 0;
 	struct shard_call sc = {coll, shard, WRITE, "ShardWrite", &req.base,
 				&ref,
-				&vectron__internal__v1__shard_write_response__descriptor};
+				&vectron__internal__v1__shard_write_response__descriptor, 0};
 	ProtobufCMessage *rep;
 	int rc = shard_call(g, &sc, &rep, err);
 	if (rc)
@@ -772,9 +781,14 @@ static int r_search(void *ud, const char *coll, uint32_t shard,
 	req.has_linearizable = req.has_wait_ms = 1;
 	req.linearizable = linearizable != 0;
 	req.wait_ms = q->wait_ms;
+	/* The search's deadline bounds the shard's answer, retries
+	 * included: 90% of it, so that a shard that gives up still leaves
+	 * time to merge and answer (with partial results if allowed). */
 	struct shard_call sc = {coll, shard, linearizable ? READ_LEADER : READ_ANY,
 				"ShardSearch", &req.base, &ref,
-				&vectron__internal__v1__shard_search_response__descriptor};
+				&vectron__internal__v1__shard_search_response__descriptor,
+				q->wait_ms > 50 ? q->wait_ms - q->wait_ms / 10
+						: q->wait_ms};
 	ProtobufCMessage *rep;
 	if ((rc = shard_call(g, &sc, &rep, err)))
 		return rc;
@@ -807,7 +821,7 @@ static int r_get(void *ud, const char *coll, uint32_t shard,
 	req.with_vector = with_vector != 0;
 	struct shard_call sc = {coll, shard, READ_ANY, "ShardGet", &req.base,
 				&ref,
-				&vectron__internal__v1__shard_get_response__descriptor};
+				&vectron__internal__v1__shard_get_response__descriptor, 0};
 	ProtobufCMessage *rep;
 	int rc = shard_call(g, &sc, &rep, err);
 	vt_free(bin);
@@ -839,7 +853,7 @@ static int r_scroll(void *ud, const char *coll, uint32_t shard, uint64_t from,
 	 * on any replica; the leader keeps pages in step with writes. */
 	struct shard_call sc = {coll, shard, READ_ANY, "ShardScroll",
 				&req.base, &ref,
-				&vectron__internal__v1__shard_scroll_response__descriptor};
+				&vectron__internal__v1__shard_scroll_response__descriptor, 0};
 	ProtobufCMessage *rep;
 	int rc = shard_call(g, &sc, &rep, err);
 	if (rc)
@@ -862,7 +876,7 @@ static int r_count(void *ud, const char *coll, uint32_t shard,
 	req.filter = filter_text(f);
 	struct shard_call sc = {coll, shard, READ_ANY, "ShardCount", &req.base,
 				&ref,
-				&vectron__internal__v1__shard_count_response__descriptor};
+				&vectron__internal__v1__shard_count_response__descriptor, 0};
 	ProtobufCMessage *rep;
 	int rc = shard_call(g, &sc, &rep, err);
 	if (rc)
@@ -884,7 +898,7 @@ static int r_status(void *ud, const char *coll, uint32_t shard,
 	req.shard = &ref;
 	struct shard_call sc = {coll, shard, READ_LEADER, "ShardStatus",
 				&req.base, &ref,
-				&vectron__internal__v1__shard_status_response__descriptor};
+				&vectron__internal__v1__shard_status_response__descriptor, 0};
 	ProtobufCMessage *rep;
 	int rc = shard_call(g, &sc, &rep, err);
 	if (rc)

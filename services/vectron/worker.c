@@ -256,6 +256,8 @@ static int stats_fn(vt_repl *r, struct raft *raft, void *ud)
 	st->leader_id = lag.leader_id;
 	st->applied = lag.shard_applied;
 	st->caught_up = lag.leader_id && lag.last_applied >= lag.commit_index;
+	if (st->caught_up)
+		atomic_store(&st->rep->readable, 1);
 	vt_shard *s = vt_repl_shard(r);
 	vt_shard_status ss = {0};
 	if (s && !vt_shard_status_get(s, &ss))
@@ -267,6 +269,7 @@ static int stats_fn(vt_repl *r, struct raft *raft, void *ud)
 int vt__wrep_stats(worker *w, struct replica *r, vt__wrep_stats_t *st)
 {
 	memset(st, 0, sizeof *st);
+	st->rep = r;
 	st->state = "?";
 	return vt_repl_host_call(w->host, r->g, stats_fn, st);
 }
@@ -329,6 +332,15 @@ static int attach_meta(worker *w, const vt_worker_meta *m, vt_errmsg *err)
 	r->shard = m->shard;
 	r->voter = m->voter;
 	snprintf(r->collection, sizeof r->collection, "%s", m->collection);
+	int readable = !m->join;
+	vt_shard *sh = vt_repl_host_shard_get(r->g);
+	if (sh) {
+		uint64_t applied, indexed;
+		vt_shard_progress(sh, &applied, &indexed);
+		readable |= applied > 0;
+		vt_repl_host_shard_put(r->g);
+	}
+	atomic_init(&r->readable, readable);
 	pthread_mutex_lock(&w->mu);
 	r->next = w->reps;
 	w->reps = r;
@@ -689,6 +701,20 @@ static void reconcile(worker *w, Vectron__Internal__V1__HeartbeatResponse *cur)
 		if (!a->group || !a->raft_id)
 			continue;
 		struct replica *r = vt__wrep_get(w, a->group);
+		if (r && r->raft_id != a->raft_id) {
+			/* The group took this worker back under a new raft id
+			 * (a replica removed, then added again before we saw
+			 * the list without it): the old one is out of the
+			 * group's configuration and can never rejoin as
+			 * itself. Delete it; the new one starts empty. */
+			char why[160];
+			snprintf(why, sizeof why, "re-assigned as raft id %"
+				 PRIu64 " (this was %" PRIu64 ")", a->raft_id,
+				 r->raft_id);
+			vt__wrep_put(w, r);
+			destroy_replica(w, r, why);
+			r = NULL;
+		}
 		if (!r) {
 			vt_errmsg err = {{0}};
 			if (!attach_due(a->group))

@@ -298,6 +298,10 @@ static int read_fn(vt_repl *r, struct raft *raft, void *ud)
 static int read_here(worker *w, struct replica *r, struct rd *x)
 {
 	(void)w;
+	if (!atomic_load(&r->readable))
+		return vt_errmsg_set(&x->err, VT_EBUSY, "replica of group %"
+				     PRIu64 " is still catching up: no data "
+				     "to read yet", r->group);
 	vt_shard *s = vt_repl_host_shard_get(r->g);
 	if (!s)
 		return vt_errmsg_set(&x->err, VT_ESHUTDOWN, "shard closing");

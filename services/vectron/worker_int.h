@@ -88,6 +88,11 @@ struct replica {
 	wpeer *peers;                   /* the PD's wanted peers (w->mu) */
 	size_t n_peers;
 	int refs, gone;                 /* w->mu */
+	/* Eventual reads are served once this replica holds real data: a
+	 * first voter (its empty start is the truth), a replica that has
+	 * applied commands, or one reported caught up since. A joiner that
+	 * never received the log would answer empty. */
+	atomic_int readable;
 };
 
 /* One PD call: made on the caller's stack by pd_call (worker_pd.c),
@@ -159,6 +164,7 @@ struct replica **vt__wrep_all(worker *w, size_t *n /* out */);
 void vt__wrep_put_all(worker *w, struct replica **v, size_t n);
 
 typedef struct vt__wrep_stats_t {
+	struct replica *rep; /* whose figures (set by vt__wrep_stats) */
 	const char *state;
 	uint64_t term, applied, points, leader_id;
 	int leader, caught_up;

@@ -31,7 +31,7 @@ import requests
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from vtclient import ApiError, Grpc, Rest, pb  # noqa: E402
 
-from harness import BIN, Cluster, Proc, cpb, wait_for  # noqa: E402
+from harness import TIME_SCALE, Cluster, Proc, cpb, wait_for  # noqa: E402
 
 DIR = "/usr/share/datasets/fashion-mnist"
 N_BASE, N_QUERY, K = 2000, 40, 10
@@ -283,4 +283,44 @@ def test_stale_routing_retries(cluster, data):
     cluster.pd_call("SetWorkerState",
                     cpb.SetWorkerStateRequest(version=1, worker=lead, state=cpb.UP),
                     cpb.SetWorkerStateResponse)
+    g.close()
+
+
+def test_partial_results(cluster, gw, data):
+    """Every replica of a shard is gone: a search fails (naming the
+    shard's trouble) unless partial results are allowed, and then the
+    shards that still have a replica answer and the missing ones are named,
+    within the search's deadline. The last test: it kills workers."""
+    base, queries = data
+    g = Grpc(gw)
+    # rebalancing may still move replicas: wait until the epoch rests
+    seen = {"epoch": -1, "since": time.monotonic()}
+
+    def settled():
+        e = cluster.pd_call("ListWorkers", cpb.ListWorkersRequest(version=1),
+                            cpb.ListWorkersResponse).epoch
+        if e != seen["epoch"]:
+            seen["epoch"], seen["since"] = e, time.monotonic()
+        return time.monotonic() - seen["since"] > 3 * TIME_SCALE
+    wait_for("placement at rest", settled, timeout=120, every=0.3)
+    r = cluster.routing("fm")
+    victims = {p.worker for p in r.shards[1].replicas}
+    dead = {s.index for s in r.shards if {p.worker for p in s.replicas} <= victims}
+    for w in cluster.workers:
+        if w.wid in victims:
+            w.kill()
+    req = pb.SearchRequest(collection="fm", vector=queries[3], top_k=K, with_payload=False,
+                           timeout_ms=3000)
+    with pytest.raises(ApiError):
+        g.raw("Search", req, timeout=60)
+    req.allow_partial = True
+    if dead == {s.index for s in r.shards}:  # nothing left: an error either way
+        with pytest.raises(ApiError):
+            g.raw("Search", req, timeout=60)
+        return
+    t0 = time.monotonic()
+    res = g.raw("Search", req, timeout=60)
+    assert time.monotonic() - t0 < 10 * TIME_SCALE
+    assert set(res.missing_shards) == dead
+    assert len(res.results) == K
     g.close()

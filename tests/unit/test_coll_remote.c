@@ -43,6 +43,7 @@ struct fake {
 	struct fcoll c[MAXC];
 	unsigned seq;
 	int applies, validates, searches_linearizable;
+	int fail_mask; /* searches of these shards (bit i) fail */
 };
 
 static struct fcoll *f_find(struct fake *f, const char *name)
@@ -176,6 +177,9 @@ static int f_search(void *ud, const char *coll, uint32_t shard,
 		    vt_shard_results *out, vt_errmsg *err)
 {
 	struct fake *f = ud;
+	if (f->fail_mask & (1 << shard))
+		return vt_errmsg_set(err, VT_ETIMEDOUT, "shard %u did not "
+				     "answer in time", shard);
 	vt_shard *s = f_shard(f, coll, shard);
 	vt_filter *flt;
 	int rc = f_filter(s, q->filter, &flt, err);
@@ -555,6 +559,53 @@ static void test_catalog(void **state)
 	vt_db_close(rdb);
 }
 
+/* A shard that fails: the search fails, unless partial results are
+ * allowed: then the other shards answer and the missing one is named;
+ * when every shard fails the search fails anyway. */
+static void test_partial_results(void **state)
+{
+	(void)state;
+	vt_db *ldb, *rdb;
+	open_both(&ldb, &rdb);
+	vt_coll_config cfg;
+	config_of(&cfg, "p", 3);
+	vt_errmsg e = {{0}};
+	assert_int_equal(vt_db_create(rdb, &cfg, &e), 0);
+	vt_coll *c;
+	assert_int_equal(vt_db_get(rdb, "p", &c), 0);
+	fill(c, 120);
+	float q[DIM];
+	vec_of(7, q);
+	vt_coll_query cq;
+	vt_coll_query_default(&cq, q, 120);
+	cq.exact = 1;
+	vt_coll_results r;
+	g_fake.fail_mask = 1 << 1;
+	assert_int_equal(vt_coll_search(c, &cq, NULL, NULL, &r, &e), VT_ETIMEDOUT);
+	assert_non_null(strstr(e.msg, "shard 1 did not answer"));
+	vt_coll_results_free(&r);
+	cq.allow_partial = 1;
+	assert_int_equal(vt_coll_search(c, &cq, NULL, NULL, &r, &e), 0);
+	assert_int_equal(r.n_missing, 1);
+	assert_int_equal(r.missing[0], 1);
+	size_t partial = r.n;
+	assert_true(partial > 0 && partial < 120);
+	vt_coll_results_free(&r);
+	g_fake.fail_mask = 0;
+	assert_int_equal(vt_coll_search(c, &cq, NULL, NULL, &r, &e), 0);
+	assert_int_equal(r.n, 120);
+	assert_int_equal(r.n_missing, 0);
+	assert_null(r.missing);
+	vt_coll_results_free(&r);
+	g_fake.fail_mask = 7;
+	assert_int_equal(vt_coll_search(c, &cq, NULL, NULL, &r, &e), VT_ETIMEDOUT);
+	vt_coll_results_free(&r);
+	g_fake.fail_mask = 0;
+	vt_coll_release(c);
+	vt_db_close(ldb);
+	vt_db_close(rdb);
+}
+
 static void quiet(void *ud, int level, const char *module, const char *line)
 {
 	(void)ud;
@@ -572,6 +623,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_input_applies_nothing,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_catalog, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_partial_results, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
