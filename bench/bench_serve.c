@@ -355,6 +355,19 @@ typedef struct server {
 	int rest_port, grpc_port;
 } server;
 
+/* In a child: execs `bin` with argv (argv[0] is the subcommand, NULL
+ * ends it); returns only if the exec failed. */
+static void exec_argv(const char *bin, char *const *argv)
+{
+	char *full[32];
+	size_t k = 0;
+	full[k++] = (char *)bin;
+	for (size_t i = 0; argv[i] && k < 31; i++)
+		full[k++] = argv[i];
+	full[k] = NULL;
+	execv(bin, full);
+}
+
 /* Starts `bin argv...` (argv[0] is the subcommand) with stdout on a pipe
  * whose first line, "vectron <sub>: REST on http://H:P, gRPC on H:P...",
  * gives the ports; stderr goes to `log`. */
@@ -374,13 +387,7 @@ static int server_exec(const char *bin, char *const *argv, const char *log, serv
 		if (lf >= 0)
 			dup2(lf, 2);
 		close(p[0]);
-		char *full[32];
-		size_t k = 0;
-		full[k++] = (char *)bin;
-		for (size_t i = 0; argv[i] && k < 31; i++)
-			full[k++] = argv[i];
-		full[k] = NULL;
-		execv(bin, full);
+		exec_argv(bin, argv);
 		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
 		_exit(127);
 	}
@@ -463,13 +470,7 @@ static pid_t spawn(const char *bin, char *const *argv, const char *log)
 			dup2(lf, 1);
 			dup2(lf, 2);
 		}
-		char *full[32];
-		size_t k = 0;
-		full[k++] = (char *)bin;
-		for (size_t i = 0; argv[i] && k < 31; i++)
-			full[k++] = argv[i];
-		full[k] = NULL;
-		execv(bin, full);
+		exec_argv(bin, argv);
 		_exit(127);
 	}
 	return pid;

@@ -400,18 +400,17 @@ static void rm_rf(const char *path)
 		       vt_strerror(rc));
 }
 
-int vt_db_open(const char *dir, const vt_db_opts *o, vt_db **out,
-	       vt_errmsg *err)
+/* A database with its options' defaults filled in, no pool yet. */
+static vt_db *db_new(const vt_db_opts *o)
 {
 	vt_db_opts dopts;
 	if (!o) {
 		vt_db_opts_default(&dopts);
 		o = &dopts;
 	}
-	*out = NULL;
 	vt_db *db = vt_calloc(1, sizeof *db);
 	if (!db)
-		return vt_errmsg_set(err, VT_ENOMEM, "out of memory");
+		return NULL;
 	pthread_rwlock_init(&db->lock, NULL);
 	pthread_mutex_init(&db->ddl, NULL);
 	db->opts = *o;
@@ -420,6 +419,16 @@ int vt_db_open(const char *dir, const vt_db_opts *o, vt_db **out,
 		db->opts.threads = vt_cpu_count();
 	if (!db->opts.default_shards)
 		db->opts.default_shards = vt_cpu_count();
+	return db;
+}
+
+int vt_db_open(const char *dir, const vt_db_opts *o, vt_db **out,
+	       vt_errmsg *err)
+{
+	*out = NULL;
+	vt_db *db = db_new(o);
+	if (!db)
+		return vt_errmsg_set(err, VT_ENOMEM, "out of memory");
 	db->dir = vt_strdup(dir);
 	char cdir[4200];
 	if (snprintf(cdir, sizeof cdir, "%s/collections", dir) >=
@@ -493,25 +502,12 @@ fail:
 int vt_db_open_remote(const vt_coll_remote *r, const vt_db_opts *o,
 		      vt_db **out, vt_errmsg *err)
 {
-	vt_db_opts dopts;
-	if (!o) {
-		vt_db_opts_default(&dopts);
-		o = &dopts;
-	}
 	*out = NULL;
-	vt_db *db = vt_calloc(1, sizeof *db);
+	vt_db *db = db_new(o);
 	if (!db)
 		return vt_errmsg_set(err, VT_ENOMEM, "out of memory");
-	pthread_rwlock_init(&db->lock, NULL);
-	pthread_mutex_init(&db->ddl, NULL);
-	db->opts = *o;
-	db->opts.shard.create = NULL;
 	db->opts.writer = NULL;
 	db->remote = r;
-	if (!db->opts.threads)
-		db->opts.threads = vt_cpu_count();
-	if (!db->opts.default_shards)
-		db->opts.default_shards = vt_cpu_count();
 	int rc = vt_pool_create(db->opts.threads - 1, &db->pool);
 	if (rc) {
 		vt_db_close(db);

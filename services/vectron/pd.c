@@ -743,6 +743,21 @@ static void on_create(pd *p, vt_grpc_call *call)
 
 /* ---- DropCollection --------------------------------------------------------- */
 
+/* Encodes `c`, checks that this node leads, and puts the command through
+ * the log: 0, or nonzero with the failure already in `r`. */
+static int encode_submit(req *r, const vt_pd_cmd *c, vt_pd_result *res)
+{
+	vt_errmsg e = {{0}};
+	int rc = vt_pd_cmd_encode(c, &r->cmd, &e);
+	if (rc) {
+		req_fail_err(r, rc, e.msg);
+		return rc;
+	}
+	if (with_leader(r, NULL, NULL))
+		return VT_EBUSY;
+	return submit(r, res);
+}
+
 static void work_drop(req *r)
 {
 	const Vectron__Internal__V1__DropCollectionRequest *in =
@@ -757,16 +772,8 @@ static void work_drop(req *r)
 	vt_pd_cmd c = {.type = VT_PD_CMD_DROP_COLLECTION,
 		       .name = in->name,
 		       .name_len = (uint32_t)strlen(in->name)};
-	vt_errmsg e = {{0}};
-	int rc = vt_pd_cmd_encode(&c, &r->cmd, &e);
-	if (rc) {
-		req_fail_err(r, rc, e.msg);
-		return;
-	}
-	if (with_leader(r, NULL, NULL))
-		return;
 	vt_pd_result res;
-	if (submit(r, &res)) {
+	if (encode_submit(r, &c, &res)) {
 		if (r->status == VT_GRPC_NOT_FOUND)
 			req_fail(r, VT_GRPC_NOT_FOUND,
 				 "name: collection '%s' does not exist",
@@ -896,16 +903,8 @@ static void work_state(req *r)
 	vt_pd_cmd c = {.type = VT_PD_CMD_SET_WORKER_STATE,
 		       .worker = in->worker,
 		       .state = (uint8_t)in->state};
-	vt_errmsg e = {{0}};
-	int rc = vt_pd_cmd_encode(&c, &r->cmd, &e);
-	if (rc) {
-		req_fail_err(r, rc, e.msg);
-		return;
-	}
-	if (with_leader(r, NULL, NULL))
-		return;
 	vt_pd_result res;
-	if (submit(r, &res)) {
+	if (encode_submit(r, &c, &res)) {
 		/* "still hosts N replicas; move them first": the cluster's
 		 * state, not the request, is what is wrong */
 		if (r->status == vt_grpc_status_from_err(VT_EBUSY))

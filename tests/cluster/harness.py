@@ -34,15 +34,16 @@ WK_SVC = "/vectron.internal.v1.Worker/"
 
 
 def _load_cpb():
+    """protoc --python_out of cluster.proto into the build tree (atomic:
+    several CTest processes may generate at once); the tests' one copy."""
     if not (BIN and CPROTO and GEN):
         raise RuntimeError("run through CTest: VECTRON_BIN, VECTRON_CLUSTER_PROTO, VECTRON_GEN")
     os.makedirs(GEN, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=GEN, prefix=".gen-")
     try:
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(CPROTO))))
-        subprocess.run(["protoc", "--python_out=" + tmp, "-I" + root, CPROTO], check=True)
-        src = os.path.join(tmp, "vectron", "internal", "v1", "cluster_pb2.py")
-        os.replace(src, os.path.join(GEN, "cluster_pb2.py"))
+        subprocess.run(["protoc", "--python_out=" + tmp, "-I" + os.path.dirname(CPROTO), CPROTO],
+                       check=True)
+        os.replace(os.path.join(tmp, "cluster_pb2.py"), os.path.join(GEN, "cluster_pb2.py"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     sys.path.insert(0, GEN)

@@ -14,7 +14,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -29,23 +28,7 @@ SVC = "/vectron.internal.v1.PlacementDriver/"
 FP = grpc.StatusCode.FAILED_PRECONDITION
 
 
-def _load_pb():
-    if not (BIN and PROTO and GEN):
-        raise RuntimeError("run through CTest: VECTRON_BIN, VECTRON_CLUSTER_PROTO, VECTRON_GEN")
-    os.makedirs(GEN, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=GEN, prefix=".gen-")
-    try:
-        subprocess.run(["protoc", "--python_out=" + tmp, "-I" + os.path.dirname(PROTO), PROTO],
-                       check=True)
-        os.replace(os.path.join(tmp, "cluster_pb2.py"), os.path.join(GEN, "cluster_pb2.py"))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    sys.path.insert(0, GEN)
-    import cluster_pb2
-    return cluster_pb2
-
-
-pb = _load_pb()
+from harness import cpb as pb  # noqa: E402 (cluster.proto, generated once)
 
 REPLY = {
     "RegisterWorker": pb.RegisterWorkerResponse, "Heartbeat": pb.HeartbeatResponse,

@@ -27,7 +27,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -45,23 +44,7 @@ G1, G2 = 101, 102          # raft group ids of shards 0 and 1
 EPOCH = 5                  # the shards' epoch
 
 
-def _load_pb():
-    if not (BIN and PROTO and GEN):
-        raise RuntimeError("run through CTest: VECTRON_BIN, VECTRON_CLUSTER_PROTO, VECTRON_GEN")
-    os.makedirs(GEN, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=GEN, prefix=".gen-")
-    try:
-        subprocess.run(["protoc", "--python_out=" + tmp, "-I" + os.path.dirname(PROTO), PROTO],
-                       check=True)
-        os.replace(os.path.join(tmp, "cluster_pb2.py"), os.path.join(GEN, "cluster_pb2.py"))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    sys.path.insert(0, GEN)
-    import cluster_pb2
-    return cluster_pb2
-
-
-pb = _load_pb()
+from harness import cpb as pb  # noqa: E402 (cluster.proto, generated once)
 
 
 def free_port():
