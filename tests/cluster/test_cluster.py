@@ -18,7 +18,9 @@ API exactly as `vectron serve` is.
 """
 import gzip
 import os
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -31,7 +33,7 @@ import requests
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from vtclient import ApiError, Grpc, Rest, pb  # noqa: E402
 
-from harness import TIME_SCALE, Cluster, Proc, cpb, wait_for  # noqa: E402
+from harness import BIN, TIME_SCALE, Cluster, Proc, cpb, wait_for  # noqa: E402
 
 DIR = "/usr/share/datasets/fashion-mnist"
 N_BASE, N_QUERY, K = 2000, 40, 10
@@ -252,6 +254,15 @@ def test_search_only_worker(cluster, data):
     g.close()
 
 
+def vectron_cluster(cluster, *args):
+    """`vectron cluster --pd <every PD node> ARGS`: its stdout (it must
+    succeed)."""
+    r = subprocess.run([BIN, "cluster", "--pd", cluster.pd_addrs] + list(args),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, (args, r.stdout, r.stderr)
+    return r.stdout
+
+
 def gw_metric(g, name):
     text = requests.get(g.rest_url + "/metrics", timeout=10).text
     for line in text.splitlines():
@@ -271,18 +282,20 @@ def test_stale_routing_retries(cluster, data):
     fetched = gw_metric(g3, "vectron_gateway_routing_fetches_total")
     # move replicas: drain the worker that leads shard 0
     lead = cluster.routing("fm").shards[0].leader
-    cluster.pd_call("SetWorkerState",
-                    cpb.SetWorkerStateRequest(version=1, worker=lead, state=cpb.DRAINING),
-                    cpb.SetWorkerStateResponse)
+    # through the operator's command, which also shows the cluster
+    assert "draining" in vectron_cluster(cluster, "drain", str(lead))
+    workers = vectron_cluster(cluster, "workers")
+    assert re.search(r"^%d\s.*draining" % lead, workers, re.M), workers
+    shards = vectron_cluster(cluster, "collections", "fm")
+    assert "fm: 4 shards, rf 3" in shards and shards.count("  shard ") == 4, shards
+    assert "pd node" in vectron_cluster(cluster, "status")
     wait_for("worker %d drained" % lead,
              lambda: any(x.id == lead and x.replicas == 0 for x in cluster.workers_info())
              and voters_ok(cluster, "fm", 3, dead={lead}), timeout=90, every=0.5)
     assert search_ids(g, "fm", queries[2], strong=True) == want
     ingest(g, "fm", base, 0, 50)
     assert gw_metric(g3, "vectron_gateway_routing_fetches_total") > fetched
-    cluster.pd_call("SetWorkerState",
-                    cpb.SetWorkerStateRequest(version=1, worker=lead, state=cpb.UP),
-                    cpb.SetWorkerStateResponse)
+    assert " up" in vectron_cluster(cluster, "undrain", str(lead))
     g.close()
 
 
