@@ -293,7 +293,8 @@ int vt_rpcc_call(vt_rpcc *c, const char *addr, const char *path,
 	protobuf_c_message_pack(req, k.raw);
 	pthread_cond_init(&k.cond, NULL);
 	pthread_mutex_lock(&c->mu);
-	if (c->closing) {
+	int queued = !c->closing;
+	if (!queued) {
 		k.done = 1;
 		k.status = VT_GRPC_CANCELLED;
 		snprintf(msg, msg_cap, "client closing");
@@ -305,7 +306,8 @@ int vt_rpcc_call(vt_rpcc *c, const char *addr, const char *path,
 		c->tail = &k;
 	}
 	pthread_mutex_unlock(&c->mu);
-	if (!k.done)
+	/* (not k.done: once queued, the loop may finish it any time) */
+	if (queued)
 		uv_async_send(&c->wake);
 	pthread_mutex_lock(&c->mu);
 	while (!k.done)
