@@ -11,6 +11,10 @@ enum vt_rest_special {
 	VT_REST_HEALTH,     /* GET /health */
 	VT_REST_READY,      /* GET /ready */
 	VT_REST_METRICS,    /* GET /metrics */
+	/* a gateway's view of its cluster, from the PD (404 in serve) */
+	VT_REST_CLUSTER_STATUS,      /* GET /v1/cluster/status */
+	VT_REST_CLUSTER_WORKERS,     /* GET /v1/cluster/workers */
+	VT_REST_CLUSTER_COLLECTIONS, /* GET /v1/cluster/collections[/{name}] */
 };
 
 typedef struct vt_rest_route {

@@ -22,6 +22,7 @@
 #include "base/text.h"
 #include "config.h"
 #include "gateway/gateway.h"
+#include "vectron/internal/v1/cluster.pb-c.h"
 #include "raftw.h"
 #include "reqpool.h"
 #include "rest.h"
@@ -268,9 +269,73 @@ static int gw_metrics(vt_gw *g, vt_buf *out)
 	return vt_buf_append(out, t, (size_t)n);
 }
 
+/* GET /v1/cluster/...: the PD's answer as JSON (a gateway only). */
+static void rest_cluster(struct rest_job *j)
+{
+	if (!j->srv->gw) {
+		vt_errmsg_set(&j->err, VT_ENOENT, "not a cluster: this is "
+			      "vectron serve (cluster routes are a gateway's)");
+		rest_fail(j, VT_ENOENT);
+		return;
+	}
+	Vectron__Internal__V1__StatusRequest st =
+		VECTRON__INTERNAL__V1__STATUS_REQUEST__INIT;
+	Vectron__Internal__V1__ListWorkersRequest lw =
+		VECTRON__INTERNAL__V1__LIST_WORKERS_REQUEST__INIT;
+	Vectron__Internal__V1__GetRoutingRequest gr =
+		VECTRON__INTERNAL__V1__GET_ROUTING_REQUEST__INIT;
+	st.has_version = lw.has_version = gr.has_version = 1;
+	st.version = lw.version = gr.version = 1;
+	const char *method;
+	const ProtobufCMessage *req;
+	const ProtobufCMessageDescriptor *desc;
+	switch (j->m.route->special) {
+	case VT_REST_CLUSTER_STATUS:
+		method = "Status";
+		req = &st.base;
+		desc = &vectron__internal__v1__status_response__descriptor;
+		break;
+	case VT_REST_CLUSTER_WORKERS:
+		method = "ListWorkers";
+		req = &lw.base;
+		desc = &vectron__internal__v1__list_workers_response__descriptor;
+		break;
+	default:
+		method = "GetRouting";
+		gr.name = j->m.n ? j->m.value[0] : NULL;
+		req = &gr.base;
+		desc = &vectron__internal__v1__get_routing_response__descriptor;
+	}
+	ProtobufCMessage *rep;
+	char msg[VT_ERRMSG_SIZE];
+	int st_code = vt_gw_pd_call(j->srv->gw, method, req, desc, &rep, msg,
+				    sizeof msg);
+	if (st_code) {
+		int rc = vt_grpc_err_from_status(st_code);
+		vt_errmsg_set(&j->err, rc, "placement driver: %s", msg);
+		rest_fail(j, rc);
+		return;
+	}
+	vt_json_writer w;
+	vt_json_w_init(&w, &j->out);
+	vt_pbjson_encode(rep, &w);
+	int rc = vt_json_w_finish(&w);
+	vt_grpc_msg_free(rep);
+	if (rc) {
+		vt_errmsg_set(&j->err, rc, "encoding: %s", vt_strerror(rc));
+		rest_fail(j, rc);
+		return;
+	}
+	j->status = 200;
+}
+
 static void rest_work(vt_reqpool_job *w)
 {
 	struct rest_job *j = (struct rest_job *)w;
+	if (j->m.route->special >= VT_REST_CLUSTER_STATUS) {
+		rest_cluster(j);
+		return;
+	}
 	if (j->m.route->special == VT_REST_METRICS) {
 		int rc = vt_api_metrics(j->srv->api, &j->out);
 		if (!rc && j->srv->gw)

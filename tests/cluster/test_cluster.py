@@ -148,6 +148,9 @@ def test_same_answers_as_serve(cluster, gw, data, root):
     assert [str(p["id"]) for p in got["points"]] == ["5", "1999"]  # _norm makes ints
     page = rest.call("Scroll", {"collection": "fm", "limit": 100})
     assert len(page["points"]) == 100 and page.get("next_cursor")
+    # the cluster routes are a gateway's
+    r404 = requests.get(srv.rest_url + "/v1/cluster/workers", timeout=10)
+    assert r404.status_code == 404 and "not a cluster" in r404.json()["error"]["message"]
     assert srv.stop() == 0
     s.close()
     g.close()
@@ -297,6 +300,22 @@ def test_stale_routing_retries(cluster, data):
     assert gw_metric(g3, "vectron_gateway_routing_fetches_total") > fetched
     assert " up" in vectron_cluster(cluster, "undrain", str(lead))
     g.close()
+
+
+def test_gateway_cluster_routes(cluster, gw):
+    """The gateway's management routes: workers, placement, PD status."""
+    get = lambda path: requests.get(gw.rest_url + path, timeout=30).json()
+    ws = get("/v1/cluster/workers")["workers"]
+    assert {w["id"] for w in ws} >= {w.wid for w in cluster.workers if w.alive()}
+    assert all("addr" in w and "alive" in w for w in ws)
+    fm = get("/v1/cluster/collections/fm")["collections"][0]
+    assert fm["name"] == "fm" and len(fm["shards"]) == 4
+    assert all(s.get("leader") and len(s["replicas"]) >= 3 for s in fm["shards"])
+    assert "fm" in {c["name"] for c in get("/v1/cluster/collections")["collections"]}
+    st = get("/v1/cluster/status")
+    assert st["leader"] is True and st["epoch"] > 0
+    r = requests.get(gw.rest_url + "/v1/cluster/collections/nope", timeout=30)
+    assert r.status_code == 404, r.text
 
 
 def test_partial_results(cluster, gw, data):
