@@ -532,6 +532,8 @@ static int conf_fn(vt_repl *r, struct raft *raft, void *ud)
  * list still named it: the whole group is likely going (a dropped
  * collection), and a transfer would only delay that. Best effort: a
  * failure only costs that election. */
+static void lead_transfer(worker *w, struct replica *r);
+
 static void handoff(worker *w, struct replica *r)
 {
 	int listed = 0;
@@ -539,9 +541,16 @@ static void handoff(worker *w, struct replica *r)
 	for (size_t i = 0; i < r->n_peers; i++)
 		listed |= r->peers[i].raft_id == r->raft_id;
 	pthread_mutex_unlock(&w->mu);
-	struct confcopy c;
 	if (listed)
 		return;
+	lead_transfer(w, r);
+}
+
+/* If this replica leads its group and another voter exists, transfers
+ * leadership (raft picks the voter). Best effort. */
+static void lead_transfer(worker *w, struct replica *r)
+{
+	struct confcopy c;
 	if (vt_repl_host_call(w->host, r->g, conf_fn, &c) || !c.leader)
 		return;
 	int others = 0;
@@ -691,6 +700,55 @@ static void attach_result(uint64_t group, int rc)
 			       (uint64_t)failed[slot].ms * 1000000ull;
 }
 
+/* Whether a replica no longer assigned may be deleted now. The PD writes
+ * a move (the replica's removal) in its metadata before the group's
+ * leader changes the Raft configuration; deleting a replica that is still
+ * a voter could leave the group without a majority (one voter dead, one
+ * deleted). So a replica of a group that goes on stays while a leader
+ * still contacts it (a leader replicates only to its configuration's
+ * members), hands leadership over if it leads, and goes once it has had
+ * no leader for three election timeouts. A dropped collection's replicas
+ * go at once; any replica goes after RELEASE_CAP_MS. */
+#define RELEASE_CAP_MS 60000u
+
+static int release_due(worker *w, struct replica *r)
+{
+	uint64_t now = vt_clock_mono_ns() / 1000000u;
+	if (!r->unassigned_ms) {
+		r->unassigned_ms = now;
+		r->group_alive = -1;
+		VT_LOG(VT_LOG_INFO, MOD, "group %" PRIu64 " (%s shard %u) no "
+		       "longer assigned: deleted once its group has let it go",
+		       r->group, r->collection, r->shard);
+	}
+	if (now - r->unassigned_ms >= RELEASE_CAP_MS)
+		return 1;
+	if (r->group_alive < 0)
+		r->group_alive = vt__worker_group_alive(w, r->collection,
+							r->shard, r->group);
+	if (r->group_alive == 0)
+		return 1; /* the whole group goes */
+	vt__wrep_stats_t st;
+	if (vt__wrep_stats(w, r, &st))
+		return 1; /* closing anyway */
+	if (st.leader) {
+		lead_transfer(w, r);
+		r->leaderless_ms = 0;
+		return 0;
+	}
+	if (st.leader_id) {
+		r->leaderless_ms = 0;
+		return 0;
+	}
+	if (!r->leaderless_ms) {
+		r->leaderless_ms = now;
+		VT_LOG(VT_LOG_INFO, MOD, "group %" PRIu64 ": no longer assigned; "
+		       "kept until the group has let it go (no leader for %u ms)",
+		       r->group, 3u * (unsigned)w->cfg.election_ms);
+	}
+	return now - r->leaderless_ms >= 3u * (uint64_t)w->cfg.election_ms;
+}
+
 static void reconcile(worker *w, Vectron__Internal__V1__HeartbeatResponse *cur)
 {
 	size_t na = cur->n_assignments;
@@ -765,6 +823,8 @@ static void reconcile(worker *w, Vectron__Internal__V1__HeartbeatResponse *cur)
 	snprintf(why, sizeof why, "no longer assigned to this worker "
 		 "(assignments epoch %" PRIu64 ")", cur->epoch);
 	for (size_t i = 0; gone && i < n_des; i++) {
+		if (!release_due(w, gone[i]))
+			continue;
 		handoff(w, gone[i]);
 		destroy_replica(w, gone[i], why);
 	}

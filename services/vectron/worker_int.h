@@ -93,6 +93,10 @@ struct replica {
 	 * applied commands, or one reported caught up since. A joiner that
 	 * never received the log would answer empty. */
 	atomic_int readable;
+	/* no longer assigned (the reconciler's, no lock): since when, since
+	 * when without a leader, and whether the group goes on (-1 unknown) */
+	uint64_t unassigned_ms, leaderless_ms;
+	int group_alive;
 };
 
 /* One PD call: made on the caller's stack by pd_call (worker_pd.c),
@@ -169,6 +173,13 @@ typedef struct vt__wrep_stats_t {
 	uint64_t term, applied, points, leader_id;
 	int leader, caught_up;
 } vt__wrep_stats_t;
+
+/* Whether the PD still has `group` as shard `shard` of `collection`: 1
+ * (the group goes on without this replica: a move), 0 (the collection was
+ * dropped or re-created: the group is going entirely), -1 (no answer).
+ * A PD call; the reconciler's. */
+int vt__worker_group_alive(worker *w, const char *collection, uint32_t shard,
+			   uint64_t group);
 
 /* The replica's Raft and shard figures (a host call). */
 int vt__wrep_stats(worker *w, struct replica *r, vt__wrep_stats_t *st);

@@ -186,6 +186,35 @@ static int pd_request(worker *w, const char *method,
 	return st;
 }
 
+int vt__worker_group_alive(worker *w, const char *collection, uint32_t shard,
+			   uint64_t group)
+{
+	Vectron__Internal__V1__GetRoutingRequest req =
+		VECTRON__INTERNAL__V1__GET_ROUTING_REQUEST__INIT;
+	req.has_version = 1;
+	req.version = VT_WORKER_PROTOCOL;
+	req.name = (char *)collection;
+	ProtobufCMessage *rep;
+	char why[1024];
+	int st = pd_request(w, "GetRouting", &req.base,
+			    &vectron__internal__v1__get_routing_response__descriptor,
+			    &rep, why, sizeof why);
+	if (st == VT_GRPC_NOT_FOUND)
+		return 0;
+	if (st)
+		return -1;
+	const Vectron__Internal__V1__GetRoutingResponse *r = (const void *)rep;
+	int alive = 0;
+	for (size_t i = 0; i < r->n_collections; i++)
+		for (size_t k = 0; k < r->collections[i]->n_shards; k++) {
+			const Vectron__Internal__V1__ShardRoute *s =
+				r->collections[i]->shards[k];
+			alive |= s->index == shard && s->group == group;
+		}
+	vt_grpc_msg_free(rep);
+	return alive;
+}
+
 /* ---- register and heartbeat (the beat thread) ----------------------------- */
 
 static int do_register(worker *w, char *why, size_t cap)

@@ -114,6 +114,9 @@ class FakePD:
             "Heartbeat": grpc.unary_unary_rpc_method_handler(
                 self.heartbeat, request_deserializer=pb.HeartbeatRequest.FromString,
                 response_serializer=lambda m: m.SerializeToString()),
+            "GetRouting": grpc.unary_unary_rpc_method_handler(
+                self.routing, request_deserializer=pb.GetRoutingRequest.FromString,
+                response_serializer=lambda m: m.SerializeToString()),
         })
         self.server.add_generic_rpc_handlers((h,))
         self.server.add_insecure_port("127.0.0.1:%d" % self.port)
@@ -147,6 +150,19 @@ class FakePD:
             else:
                 resp.assignments.extend(self.plan.get(req.worker, []))
             return resp
+
+    def routing(self, req, ctx):
+        """The shards of a collection as the plan has them (a worker asks
+        whether a group it lost goes on); NOT_FOUND when none."""
+        with self.lock:
+            shards = {a.shard: a.group for lst in self.plan.values() for a in lst
+                      if a.collection == req.name}
+        if not shards:
+            ctx.abort(grpc.StatusCode.NOT_FOUND, "collection %r not found" % req.name)
+        route = pb.CollectionRoute(name=req.name, shard_count=len(shards))
+        for idx, g in sorted(shards.items()):
+            route.shards.add(index=idx, group=g)
+        return pb.GetRoutingResponse(epoch=self.epoch, collections=[route])
 
     def set_plan(self, plan):
         with self.lock:
