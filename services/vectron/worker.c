@@ -1051,6 +1051,7 @@ int vt_cli_worker(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_mutex_init(&w->pdmu, NULL);
+	pthread_mutex_init(&w->pdreq, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1104,6 +1105,7 @@ int vt_cli_worker(int argc, char **argv)
 	int w_removed = atomic_load(&w->removed);
 	pthread_mutex_destroy(&w->mu);
 	pthread_mutex_destroy(&w->pdmu);
+	pthread_mutex_destroy(&w->pdreq);
 	pthread_cond_destroy(&w->cv);
 	pthread_cond_destroy(&w->pdcv);
 	vt_free(w);

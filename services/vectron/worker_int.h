@@ -142,12 +142,17 @@ typedef struct worker {
 	/* PD client: slots are touched by the loop only, addresses are
 	 * appended under pdmu and never change. */
 	pthread_mutex_t pdmu;
+	/* one PD request (pd_request: its retries and address walk) at a
+	 * time: the beat thread's and the reconciler's */
+	pthread_mutex_t pdreq;
 	pthread_cond_t pdcv;
 	uv_async_t pd_async;
 	struct pdcall *pd_head, *pd_tail;
 	int pd_stopped;
 	char pd_addr[MAX_PD][128];
-	int n_pd, pd_cur;
+	int n_pd;
+	atomic_int pd_cur;              /* the address that answered last:
+					   beat and reconciler threads */
 	vt_grpc_client *pd_cli[MAX_PD];
 
 	atomic_uint_fast64_t requests; /* internal API calls, for qps */

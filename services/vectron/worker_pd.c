@@ -149,12 +149,12 @@ static int pd_slot(worker *w, const char *a)
  * follower's "not the leader; leader: X" once per hop, then probing the
  * other addresses. Returns the gRPC status of the last try; `why` gets a
  * line per failed address. */
-static int pd_request(worker *w, const char *method,
-		      const ProtobufCMessage *req,
-		      const ProtobufCMessageDescriptor *desc,
-		      ProtobufCMessage **reply, char *why, size_t cap)
+static int pd_request_one(worker *w, const char *method,
+			  const ProtobufCMessage *req,
+			  const ProtobufCMessageDescriptor *desc,
+			  ProtobufCMessage **reply, char *why, size_t cap)
 {
-	int slot = w->pd_cur, st = VT_GRPC_UNAVAILABLE;
+	int slot = atomic_load(&w->pd_cur), st = VT_GRPC_UNAVAILABLE;
 	size_t used = 0;
 	why[0] = '\0';
 	for (int tries = 0; tries < 2 * w->n_pd + 1; tries++) {
@@ -164,7 +164,7 @@ static int pd_request(worker *w, const char *method,
 		st = pd_call(w, slot, method, req, desc, reply, msg,
 			     sizeof msg);
 		if (st == VT_GRPC_OK) {
-			w->pd_cur = slot;
+			atomic_store(&w->pd_cur, slot);
 			return st;
 		}
 		if (used < cap)
@@ -183,6 +183,19 @@ static int pd_request(worker *w, const char *method,
 		    !strstr(msg, "not the leader"))
 			return st; /* refused by the leader itself */
 	}
+	return st;
+}
+
+/* pd_request_one, one thread at a time (it walks the shared address
+ * list). */
+static int pd_request(worker *w, const char *method,
+		      const ProtobufCMessage *req,
+		      const ProtobufCMessageDescriptor *desc,
+		      ProtobufCMessage **reply, char *why, size_t cap)
+{
+	pthread_mutex_lock(&w->pdreq);
+	int st = pd_request_one(w, method, req, desc, reply, why, cap);
+	pthread_mutex_unlock(&w->pdreq);
 	return st;
 }
 
@@ -256,7 +269,7 @@ static int do_register(worker *w, char *why, size_t cap)
 	Vectron__Internal__V1__RegisterWorkerResponse *rr = (void *)reply;
 	VT_LOG(VT_LOG_INFO, MOD, "registered with the PD at %s as worker %"
 	       PRIu64 " (assignments epoch %" PRIu64 ")",
-	       w->pd_addr[w->pd_cur], w->id, rr->epoch);
+	       w->pd_addr[atomic_load(&w->pd_cur)], w->id, rr->epoch);
 	vt_grpc_msg_free(reply);
 	pthread_mutex_lock(&w->mu);
 	w->registered = 1;
