@@ -37,7 +37,7 @@ test-asan: deps
 test-tsan: deps
 	cmake -S . -B $(BUILD)/tsan $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVT_TSAN=ON -DVT_WERROR=ON -DVT_BENCH=OFF >/dev/null
 	cmake --build $(BUILD)/tsan -j$(JOBS)
-	cd $(BUILD)/tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	cd $(BUILD)/tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp \
 		ctest --output-on-failure -j$(JOBS) --timeout 900 -L threads
 
 # libFuzzer targets (clang). FUZZ_SECONDS per target; `make test` runs a
