@@ -139,9 +139,10 @@ def test_same_answers_as_serve(cluster, gw, data, root):
     for q in queries:
         assert search_ids(g, "fm", q, exact=True) == search_ids(s, "fm", q, exact=True)
         same += search_ids(g, "fm", q) == search_ids(s, "fm", q)
-    # HNSW graphs are built from the same points in the same order per
-    # shard: the answers are the same
-    assert same == N_QUERY, same
+    # HNSW graphs are built from the same points per shard, but parallel
+    # inserts make them differ slightly between two processes (serve
+    # against itself differs as much: docs/benchmarks.md, "Cluster")
+    assert same >= 0.9 * N_QUERY, same
     # REST through the gateway too, and a get and a scroll page
     rest = Rest(gw)
     got = rest.call("Get", {"collection": "fm", "ids": ["5", "1999", "nope"]})

@@ -372,7 +372,7 @@ static void test_same_answers(void **state)
 	fill(lc, NPTS);
 	fill(rc, NPTS);
 
-	/* searches: plain, filtered, exact, strong */
+	/* searches: plain, filtered, with an ef, strong */
 	for (int v = 0; v < 4; v++) {
 		float q[DIM];
 		vec_of(1000 + (uint64_t)v, q);
@@ -386,7 +386,11 @@ static void test_same_answers(void **state)
 			assert_int_equal(vt_coll_filter_parse(rc, fj, strlen(fj),
 							      &rf, &e), 0);
 		}
-		cq.exact = v == 2;
+		/* exact: HNSW graphs built by parallel inserts are not
+		 * bit-identical between two databases, the plumbing is what
+		 * is compared here */
+		cq.exact = 1;
+		cq.ef = v == 2 ? 40 : 0;
 		cq.strong = v == 3;
 		vt_coll_results a, b;
 		cq.filter = lf;
