@@ -11,6 +11,7 @@ Environment (set by tests/cluster/CMakeLists.txt):
   VECTRON_GEN            a directory of the build tree for generated modules
 """
 import os
+import random
 import re
 import shutil
 import signal
@@ -54,12 +55,29 @@ def _load_cpb():
 cpb = _load_cpb()
 
 
+_given = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    """A port for a daemon to listen on, chosen below the kernel's
+    ephemeral range (32768-60999): a port the kernel hands out with
+    bind(0) is also what it hands out as the source port of outgoing
+    connections, and the tests (run in parallel) make many, so one could
+    take it between this check and the daemon's bind. Random, bindable
+    now, and never given twice in this process."""
+    rnd = random.Random(os.getpid() ^ int(time.monotonic() * 1e6))
+    for _ in range(1000):
+        p = rnd.randrange(20000, 32700)
+        if p in _given:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+        _given.add(p)
+        return p
+    raise RuntimeError("no free port in 20000..32700")
 
 
 def wait_for(what, fn, timeout=30.0, every=0.1):

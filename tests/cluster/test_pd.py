@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -28,7 +27,7 @@ SVC = "/vectron.internal.v1.PlacementDriver/"
 FP = grpc.StatusCode.FAILED_PRECONDITION
 
 
-from harness import cpb as pb  # noqa: E402 (cluster.proto, generated once)
+from harness import cpb as pb, free_port  # noqa: E402 (cluster.proto, generated once)
 
 REPLY = {
     "RegisterWorker": pb.RegisterWorkerResponse, "Heartbeat": pb.HeartbeatResponse,
@@ -39,13 +38,8 @@ REPLY = {
 
 
 def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+    """n ports outside the ephemeral range (harness.free_port says why)."""
+    return [free_port() for _ in range(n)]
 
 
 def config(name, shards, dim=4):

@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import tempfile
@@ -44,13 +43,9 @@ G1, G2 = 101, 102          # raft group ids of shards 0 and 1
 EPOCH = 5                  # the shards' epoch
 
 
-from harness import cpb as pb  # noqa: E402 (cluster.proto, generated once)
+from harness import cpb as pb, free_port  # noqa: E402 (cluster.proto, generated once)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(what, fn, timeout=15.0, every=0.1):
