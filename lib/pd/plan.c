@@ -573,6 +573,69 @@ static void step_rebalance(plan *p)
 	}
 }
 
+/* ---- step 4: leaders ------------------------------------------------------------ */
+
+/* Spreads leadership: writes and (by default) reads of a shard go to its
+ * leader, and new shards elect whoever wins first, so one worker can end
+ * up leading every shard of a collection. One ELECT per plan moves one
+ * shard's leadership from the worker leading the most shards to a voter
+ * of that shard on a worker leading at least two fewer (the margin keeps
+ * it from swinging back and forth). */
+static void step_leaders(plan *p)
+{
+	uint64_t *lead = vt_calloc(p->nw ? p->nw : 1, sizeof *lead);
+	if (!lead)
+		return; /* an optimisation: skipped without memory */
+	uint32_t nc = vt_pd_meta_collection_count(p->m);
+	for (uint32_t c = 0; c < nc; c++) {
+		const vt_pd_collection *co = vt_pd_meta_collection(p->m, c);
+		for (uint32_t s = 0; s < co->shard_count; s++)
+			if (hint_live(p, &co->shards[s]))
+				lead[vt__pd_worker_index(
+					p->m, co->shards[s].leader)]++;
+	}
+	const vt_pd_collection *bco = NULL;
+	const vt_pd_shard *bsh = NULL;
+	int32_t bfrom = -1, bto = -1;
+	for (uint32_t c = 0; c < nc; c++) {
+		const vt_pd_collection *co = vt_pd_meta_collection(p->m, c);
+		for (uint32_t s = 0; s < co->shard_count; s++) {
+			const vt_pd_shard *sh = &co->shards[s];
+			if (!hint_live(p, sh))
+				continue;
+			int32_t from = vt__pd_worker_index(p->m, sh->leader);
+			for (uint32_t r = 0; r < sh->n_replicas; r++) {
+				const vt_pd_replica *rp = &sh->replicas[r];
+				int32_t to = widx(p, rp);
+				if (to < 0 || to == from || !good_voter(p, rp) ||
+				    lead[from] < lead[to] + 2)
+					continue;
+				/* the busiest leader first, then the least
+				 * busy target */
+				if (bfrom < 0 || lead[from] > lead[bfrom] ||
+				    (lead[from] == lead[bfrom] &&
+				     lead[to] < lead[bto])) {
+					bco = co;
+					bsh = sh;
+					bfrom = from;
+					bto = to;
+				}
+			}
+		}
+	}
+	if (bsh && !full(p)) {
+		vt_pd_action *a = emit(p, VT_PD_ACT_ELECT, bco, bsh,
+				       p->nodes[bto].id);
+		REASON(a, "balance leaders: worker %llu leads %llu shards, "
+			  "worker %llu %llu: %s/%u moves",
+		       (unsigned long long)p->nodes[bfrom].id,
+		       (unsigned long long)lead[bfrom],
+		       (unsigned long long)p->nodes[bto].id,
+		       (unsigned long long)lead[bto], bco->name, bsh->index);
+	}
+	vt_free(lead);
+}
+
 int vt_pd_plan(const vt_pd_meta *m, const vt_pd_plan_in *in,
 	       vt_pd_action *out, size_t out_cap, size_t *n_out,
 	       vt_errmsg *err)
@@ -588,6 +651,8 @@ int vt_pd_plan(const vt_pd_meta *m, const vt_pd_plan_in *in,
 		step_workers(&p);
 		if (!p.repairs)
 			step_rebalance(&p);
+		if (in->balance_leaders && !p.repairs && !p.n)
+			step_leaders(&p);
 		*n_out = p.n;
 	} else {
 		vt_errmsg_set(err, rc, "plan: out of memory");

@@ -64,6 +64,7 @@ typedef struct vt_pd_plan_in {
 	uint32_t max_actions; /* rate limit per plan (0 = out_cap) */
 	uint32_t max_moves;   /* rebalancing moves in flight (0 = 1) */
 	uint64_t seed;        /* ties between equal candidates */
+	int balance_leaders;  /* 4. (below) when nothing else is planned */
 } vt_pd_plan_in;
 
 /* Plans at most min(max_actions, out_cap) actions into out[] (the
@@ -90,6 +91,10 @@ typedef struct vt_pd_plan_in {
  *      were in two. A shard led from the heavy worker is not moved (the
  *      removal step spares leaders); when only such shards could move,
  *      the plan hands leadership over first (ELECT to another voter).
+ *   4. with balance_leaders, only when 1 to 3 planned nothing: one ELECT
+ *      that moves a shard's leadership from the worker leading the most
+ *      shards to a good voter of that shard on a worker leading at least
+ *      two fewer (writes and leader reads then spread over the workers).
  * Dead = no heartbeat for more than grace_ms (since since_ms if none).
  * Errors: VT_ENOMEM (nothing planned). */
 VT_API int vt_pd_plan(const vt_pd_meta *m, const vt_pd_plan_in *in,

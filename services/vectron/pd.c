@@ -1070,6 +1070,7 @@ static int plan_fn(req *r, const vt_pd_meta *m)
 	in.grace_ms = (uint64_t)p->cfg.heartbeat_grace_ms;
 	in.max_actions = (uint32_t)p->cfg.max_actions;
 	in.max_moves = (uint32_t)p->cfg.max_moves;
+	in.balance_leaders = 1;
 	in.seed = in.now_ms;
 	q->rc = vt_pd_plan(m, &in, q->acts, MAX_PLAN, &q->n, &q->err);
 	for (size_t i = 0; !q->rc && i < q->n; i++) {

@@ -37,6 +37,7 @@ typedef struct sim {
 	vt_pd_action act[256];
 	size_t na;
 	uint32_t max_actions, max_moves;
+	int balance_leaders;
 	int log;
 } sim;
 
@@ -152,7 +153,8 @@ static size_t plan(sim *s)
 			    .reports = s->rep, .n_reports = s->nr,
 			    .now_ms = s->now, .since_ms = 0,
 			    .grace_ms = GRACE, .max_actions = s->max_actions,
-			    .max_moves = s->max_moves, .seed = 7};
+			    .max_moves = s->max_moves, .seed = 7,
+			    .balance_leaders = s->balance_leaders};
 	vt_errmsg e = {{0}};
 	assert_int_equal(vt_pd_plan(s->m, &in, s->act, 256, &s->na, &e), 0);
 	return s->na;
@@ -493,6 +495,39 @@ static void test_since(void **state)
 
 /* A search replica on a dead search-only worker is dropped, not moved
  * (search replicas are placed only when asked). */
+/* Every shard led by one worker: with balance_leaders, elections move
+ * leadership until no worker leads two more shards than another; without
+ * it, nothing is planned. */
+static void test_balance_leaders(void **state)
+{
+	(void)state;
+	sim s;
+	setup(&s, 3, 3, 6);
+	const vt_pd_collection *c = coll(&s);
+	uint64_t w1 = c->shards[0].replicas[0].worker;
+	for (uint32_t i = 0; i < 6; i++)
+		set_leader(&s, "c", i, w1, 2);
+	assert_int_equal(plan(&s), 0);
+	s.balance_leaders = 1;
+	assert_int_equal(plan(&s), 1);
+	assert_int_equal(s.act[0].kind, VT_PD_ACT_ELECT);
+	assert_int_not_equal(s.act[0].worker, w1);
+	assert_non_null(strstr(s.act[0].reason, "balance leaders"));
+	converge(&s, 40);
+	check_settled(&s);
+	uint64_t lead[MAXW + 1] = {0}, lo = UINT64_MAX, hi = 0;
+	c = coll(&s);
+	for (uint32_t i = 0; i < c->shard_count; i++)
+		lead[c->shards[i].leader]++;
+	for (uint32_t r = 0; r < c->shards[0].n_replicas; r++) {
+		uint64_t n = lead[c->shards[0].replicas[r].worker];
+		lo = n < lo ? n : lo;
+		hi = n > hi ? n : hi;
+	}
+	assert_true(hi - lo <= 1);
+	done(&s);
+}
+
 static void test_search_replica_lost(void **state)
 {
 	(void)state;
@@ -536,6 +571,7 @@ int main(void)
 		cmocka_unit_test(test_deterministic),
 		cmocka_unit_test(test_since),
 		cmocka_unit_test(test_search_replica_lost),
+		cmocka_unit_test(test_balance_leaders),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
