@@ -343,7 +343,7 @@ def test_partial_results(cluster, gw, data):
         if w.wid in victims:
             w.kill()
     req = pb.SearchRequest(collection="fm", vector=queries[3], top_k=K, with_payload=False,
-                           timeout_ms=3000)
+                           timeout_ms=int(3000 * TIME_SCALE))
     with pytest.raises(ApiError):
         g.raw("Search", req, timeout=60)
     req.allow_partial = True
