@@ -493,6 +493,12 @@ static int shard_call(vt_gw *g, const struct shard_call *sc,
 			refresh = 1; /* moved: ask the PD again */
 			if (addr)
 				skip_add(&sk, addr);
+		} else if (st == VT_GRPC_CANCELLED) {
+			/* the replica lost its leadership with the call in
+			 * flight (a read barrier or a write that may or may
+			 * not commit: writes are idempotent): a new leader
+			 * is being elected */
+			refresh = wait = 1;
 		} else if (st == VT_GRPC_UNAVAILABLE ||
 			   st == VT_GRPC_DEADLINE_EXCEEDED) {
 			if (addr) {
