@@ -435,7 +435,7 @@ static int shard_call(vt_gw *g, const struct shard_call *sc,
 	uint64_t until = now_ms() + budget;
 	struct skip sk;
 	sk.n = 0;
-	int stale_tried = 0, hops = 0;
+	int stale_tried = 0, hops = 0, answered = 0;
 	char last[600] = "no replica";
 	for (;;) {
 		if (sc->shard >= rt->r->n_shards) {
@@ -449,7 +449,7 @@ static int shard_call(vt_gw *g, const struct shard_call *sc,
 		sc->ref->group = sr->group;
 		sc->ref->epoch = sr->epoch;
 		const char *addr = to[0] ? to : pick(g, sr, sc->kind, &sk);
-		int st;
+		int st, cut = 0;
 		if (!addr) {
 			st = VT_GRPC_UNAVAILABLE;
 			snprintf(msg, sizeof msg, "%.500s", last);
@@ -457,18 +457,26 @@ static int shard_call(vt_gw *g, const struct shard_call *sc,
 			/* each try gets what is left of the budget, at
 			 * least a moment, at most rpc_timeout_ms */
 			uint64_t t = now_ms(), left = until > t ? until - t : 1;
+			cut = left < g->opts.rpc_timeout_ms;
 			st = vt_rpcc_call(g->rpc, addr, path, sc->req, sc->desc,
-					  left < g->opts.rpc_timeout_ms
-						  ? left
-						  : g->opts.rpc_timeout_ms,
+					  cut ? left : g->opts.rpc_timeout_ms,
 					  reply, msg, sizeof msg);
 		}
 		if (st == VT_GRPC_OK) {
 			rc = 0;
 			break;
 		}
-		if (addr)
+		/* The reason given up with is what a replica last said about
+		 * the shard: not a redirect that is being followed, nor a try
+		 * that ran out of the budget we cut it to once a replica has
+		 * answered. */
+		int redirect = not_leader(st, msg, hint, sizeof hint);
+		int follow = redirect && hint[0] && hops < 3;
+		if (addr && !follow &&
+		    !(cut && answered && st == VT_GRPC_DEADLINE_EXCEEDED)) {
 			snprintf(last, sizeof last, "%.80s: %.500s", addr, msg);
+			answered = st != VT_GRPC_DEADLINE_EXCEEDED;
+		}
 		int refresh = 0, wait = 0;
 		if (st == VT_GRPC_FAILED_PRECONDITION &&
 		    !strncmp(msg, STALE, strlen(STALE))) {
@@ -481,8 +489,9 @@ static int shard_call(vt_gw *g, const struct shard_call *sc,
 			}
 			stale_tried = refresh = 1;
 			count(g, &g->stats.stale_retries);
-		} else if (not_leader(st, msg, hint, sizeof hint)) {
-			if (hint[0] && hops++ < 3) {
+		} else if (redirect) {
+			if (follow) {
+				hops++;
 				snprintf(to, sizeof to, "%s", hint);
 				count(g, &g->stats.leader_redirects);
 				continue;

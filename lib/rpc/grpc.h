@@ -95,7 +95,9 @@ typedef struct vt_grpc_method {
 } vt_grpc_method;
 
 /* Creates a server on `loop` (not yet listening). `o` NULL: defaults.
- * VT_ENOMEM. */
+ * The process must ignore SIGPIPE (servers and clients alike): libuv writes
+ * with write(2), and a peer that closed first would otherwise kill the
+ * process instead of failing the write with EPIPE. VT_ENOMEM. */
 VT_API int vt_grpc_server_new(uv_loop_t *loop, const vt_grpc_server_opts *o,
 			      vt_grpc_server **out);
 

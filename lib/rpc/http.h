@@ -61,7 +61,9 @@ typedef void (*vt_http_shutdown_fn)(vt_http_server *srv, void *ud);
 /* Creates a server on `loop` (not yet listening). `o` may be NULL for all
  * defaults; it is copied. `fn(ud, req)` handles every request except CORS
  * preflights. On success *out is set; release it with
- * vt_http_server_destroy. Errors: VT_EINVAL (NULL loop/fn), VT_ENOMEM. */
+ * vt_http_server_destroy. The process must ignore SIGPIPE (as for
+ * grpc.h: a client that closed first must fail a write, not kill the
+ * process). Errors: VT_EINVAL (NULL loop/fn), VT_ENOMEM. */
 VT_API int vt_http_server_create(uv_loop_t *loop, const vt_http_opts *o,
 				 vt_http_handler_fn fn, void *ud,
 				 vt_http_server **out, vt_errmsg *err);
