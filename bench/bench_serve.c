@@ -41,6 +41,7 @@
 #include "dataset.h"
 #include "rpc/grpc.h"
 #include "rpc/json.h"
+#include "worker/meta.h"
 #include "vectron/v1/vectron.pb-c.h"
 
 #ifndef VT_BENCH_VECTRON_PATH
@@ -346,6 +347,58 @@ static int inproc_search(vt_coll *c, const vt_bench_data *d, size_t nq, uint32_t
 	}
 	span_stop(sp);
 	return 0;
+}
+
+/* The served collections as a database lib/coll can open in-process:
+ * `vectron serve` keeps each shard as a worker replica in
+ * <data>/worker/groups/<group>/shard with the collection and shard index
+ * in replica.json; `view` gets collections/<name>/collection.json and
+ * shard-<i> links to those directories. */
+static int served_view(const char *data, const char *view, vt_errmsg *err)
+{
+	char path[4096], gdir[2048];
+	snprintf(gdir, sizeof gdir, "%s/worker/groups", data);
+	snprintf(path, sizeof path, "%s/collections", view);
+	if ((mkdir(view, 0755) && errno != EEXIST) || (mkdir(path, 0755) && errno != EEXIST))
+		return vt_errmsg_set(err, VT_EIO, "%s: %s", path, strerror(errno));
+	DIR *dp = opendir(gdir);
+	if (!dp)
+		return vt_errmsg_set(err, VT_EIO, "%s: %s", gdir, strerror(errno));
+	int rc = 0;
+	for (struct dirent *de; !rc && (de = readdir(dp));) {
+		if (de->d_name[0] == '.')
+			continue;
+		vt_worker_meta m;
+		vt_coll_config cfg;
+		snprintf(path, sizeof path, "%s/%s/replica.json", gdir, de->d_name);
+		if ((rc = vt_worker_meta_read(path, &m, err)))
+			break;
+		rc = vt_coll_config_decode(m.config, m.config_len, &cfg, err);
+		if (!rc) {
+			snprintf(path, sizeof path, "%s/collections/%s", view, m.collection);
+			mkdir(path, 0755);
+			snprintf(path, sizeof path, "%s/collections/%s/collection.json", view,
+				 m.collection);
+			FILE *f = fopen(path, "w");
+			if (f) {
+				fprintf(f, "{\"name\": \"%s\", \"shard_count\": %u, \"rescore\": %s, "
+					   "\"oversampling\": %g, \"routing\": \"%s\"}\n",
+					m.collection, cfg.shard_count, cfg.rescore ? "true" : "false",
+					(double)cfg.oversampling,
+					cfg.routing == VT_COLL_ROUTE_MOD ? "mod" : "range");
+				fclose(f);
+			}
+			char target[2400];
+			snprintf(target, sizeof target, "%s/%s/shard", gdir, de->d_name);
+			snprintf(path, sizeof path, "%s/collections/%s/shard-%u", view, m.collection,
+				 m.shard);
+			if (!f || (symlink(target, path) && errno != EEXIST))
+				rc = vt_errmsg_set(err, VT_EIO, "%s: %s", path, strerror(errno));
+		}
+		vt_worker_meta_free(&m);
+	}
+	closedir(dp);
+	return rc;
 }
 
 /* ---- the server process ----------------------------------------------------- */
@@ -1425,8 +1478,12 @@ static int run_one(const opts *o, const vt_bench_data *d, const char *rundir, un
 	c = NULL;
 	vt_db_close(db);
 	db = NULL;
-	if ((rc = vt_db_open(dir, &dbo, &db, err)))
-		goto out;
+	{
+		char view[sizeof dir + 8];
+		snprintf(view, sizeof view, "%s.view", dir);
+		if ((rc = served_view(dir, view, err)) || (rc = vt_db_open(view, &dbo, &db, err)))
+			goto out;
+	}
 	for (int t = 0; t < 2; t++) {
 		span sp;
 		if ((rc = vt_db_get(db, t ? "fm_rest" : "fm_grpc", &c)) ||

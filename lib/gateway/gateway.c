@@ -51,6 +51,7 @@ struct entry {
 struct vt_gw {
 	vt_gw_opts opts;
 	char *pd_list;
+	char local_addr[300];    /* opts.local_addr's copy ("" none) */
 	char *pd[MAX_PD];
 	size_t n_pd;
 	vt_rpcc *rpc;
@@ -458,9 +459,17 @@ static int shard_call(vt_gw *g, const struct shard_call *sc,
 			 * least a moment, at most rpc_timeout_ms */
 			uint64_t t = now_ms(), left = until > t ? until - t : 1;
 			cut = left < g->opts.rpc_timeout_ms;
-			st = vt_rpcc_call(g->rpc, addr, path, sc->req, sc->desc,
-					  cut ? left : g->opts.rpc_timeout_ms,
-					  reply, msg, sizeof msg);
+			if (g->local_addr[0] && !strcmp(addr, g->local_addr))
+				st = g->opts.local_call(g->opts.local_ud,
+							sc->method, sc->req,
+							sc->desc, reply, msg,
+							sizeof msg);
+			else
+				st = vt_rpcc_call(g->rpc, addr, path, sc->req,
+						  sc->desc,
+						  cut ? left
+						      : g->opts.rpc_timeout_ms,
+						  reply, msg, sizeof msg);
 		}
 		if (st == VT_GRPC_OK) {
 			rc = 0;
@@ -588,6 +597,8 @@ static int r_create(void *ud, const vt_coll_config *cfg, vt_errmsg *err)
 	 * leader: wait (bounded) until every shard has one. */
 	uint64_t until = now_ms() + g->opts.create_wait_ms;
 	for (;;) {
+		if (g->opts.changed)
+			g->opts.changed(g->opts.changed_ud);
 		struct route *rt;
 		vt_errmsg e;
 		if (route_get(g, cfg->name, NULL, &rt, &e) == 0) {
@@ -606,7 +617,8 @@ static int r_create(void *ud, const vt_coll_config *cfg, vt_errmsg *err)
 			       cfg->name, g->opts.create_wait_ms);
 			break;
 		}
-		sleep_ms(100);
+		/* a worker told of the change answers within a few ms */
+		sleep_ms(g->opts.changed ? 5 : 100);
 		pthread_mutex_lock(&g->mu);
 		cache_put(g, cfg->name, NULL);
 		pthread_mutex_unlock(&g->mu);
@@ -633,6 +645,8 @@ static int r_drop(void *ud, const char *name, vt_errmsg *err)
 	if (st)
 		return relay(st, msg, "placement driver", err);
 	vt_grpc_msg_free(rep);
+	if (g->opts.changed)
+		g->opts.changed(g->opts.changed_ud);
 	return 0;
 }
 
@@ -956,6 +970,10 @@ int vt_gw_open(const vt_gw_opts *o, vt_gw **out, vt_errmsg *err)
 	}
 	g->opts = *o;
 	g->opts.pd = g->pd_list;
+	if (o->local_call && o->local_addr)
+		snprintf(g->local_addr, sizeof g->local_addr, "%s",
+			 o->local_addr);
+	g->opts.local_addr = g->local_addr;
 	char *save = NULL, *tmp = vt_strdup(o->pd);
 	int rc = tmp ? 0 : VT_ENOMEM;
 	for (char *t = tmp ? strtok_r(tmp, ",", &save) : NULL; t && !rc;

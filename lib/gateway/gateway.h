@@ -41,6 +41,24 @@ typedef struct vt_gw_opts {
 				      shard to have a leader, 10000 */
 	int prefer_search_only;    /* eventual reads: non-voting replicas
 				      first, 0 */
+	/* A worker in this process (`vectron serve`): shard calls to
+	 * `local_addr` run `local_call` on the calling thread instead of
+	 * crossing a connection. `method` is the Worker method's name
+	 * ("ShardSearch"), `req` the request; returns the gRPC status with
+	 * *reply (decoded, freed with vt_grpc_msg_free) on OK, else the
+	 * message in msg[cap]. NULL: every call goes over gRPC. */
+	const char *local_addr;    /* copied */
+	int (*local_call)(void *ud, const char *method,
+			  const ProtobufCMessage *req,
+			  const ProtobufCMessageDescriptor *reply_desc,
+			  ProtobufCMessage **reply, char *msg, size_t cap);
+	void *local_ud;
+	/* Called (any thread) after this gateway changed the metadata (a
+	 * create or drop committed) and while a create waits for leaders:
+	 * a worker in the same process can heartbeat at once instead of at
+	 * its next period. NULL: nothing to tell. */
+	void (*changed)(void *ud);
+	void *changed_ud;
 } vt_gw_opts;
 
 VT_API void vt_gw_opts_default(vt_gw_opts *o);

@@ -47,6 +47,11 @@ VT_API const char *vt_grpc_status_name(int status);
 /* Frees a message handed out by this library (client replies). NULL is a
  * no-op. */
 VT_API void vt_grpc_msg_free(ProtobufCMessage *msg);
+/* Decodes `len` bytes as a `desc` message with the allocator
+ * vt_grpc_msg_free expects, for a reply that did not cross a connection
+ * (an in-process call). NULL: undecodable or out of memory. */
+VT_API ProtobufCMessage *vt_grpc_msg_unpack(
+	const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len);
 
 /* ---- server ------------------------------------------------------------ */
 

@@ -29,6 +29,12 @@ void vt_grpc_msg_free(ProtobufCMessage *msg)
 		protobuf_c_message_free_unpacked(msg, &vt__grpc_pb_alloc);
 }
 
+ProtobufCMessage *vt_grpc_msg_unpack(const ProtobufCMessageDescriptor *desc,
+				     const uint8_t *data, size_t len)
+{
+	return protobuf_c_message_unpack(desc, &vt__grpc_pb_alloc, len, data);
+}
+
 int vt_grpc_status_from_err(int e)
 {
 	/* One table for every transport: lib/base/error.c. */

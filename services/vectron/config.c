@@ -44,8 +44,12 @@ static const vt_setting table[] = {
 	S(data_dir, "VECTRON_DATA_DIR", "./data",
 	  "directory of the data (collections, shards)"),
 	I(raft_port, "VECTRON_RAFT_PORT", INT, "0", 0, 65535,
-	  "Raft port of every shard's group (one port; 8082 by convention); "
+	  "Raft port of the shards' and the metadata's groups, on loopback; "
 	  "0 picks a free one: fine while each group has one voter"),
+	I(internal_port, "VECTRON_INTERNAL_PORT", INT, "0", 0, 65535,
+	  "port of the internal gRPC services (placement driver, worker) on "
+	  "127.0.0.1, for `vectron cluster --pd 127.0.0.1:PORT`; 0 picks a "
+	  "free one (the log names it)"),
 	I(snapshot_entries, "VECTRON_SNAPSHOT_ENTRIES", LONG, "20000", 0,
 	  1ll << 40, "index changes between a shard's index snapshots"),
 	I(queue_max, "VECTRON_QUEUE_MAX", LONG, "100000", 1, 1ll << 40,
@@ -79,8 +83,8 @@ static const vt_setting gw_table[] = {
 
 static const vt_settings settings = {
 	"serve",
-	"Runs the whole database in one process: REST and gRPC on the ports "
-	"below,\ndata in data_dir.",
+	"Runs the whole database in one process: the placement driver, a worker\n"
+	"and the gateway (REST and gRPC on the ports below), data in data_dir.",
 	"VECTRON_CONFIG", table, sizeof table / sizeof table[0]};
 
 void vt_serve_config_print(const vt_serve_config *c, FILE *out)

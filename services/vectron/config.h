@@ -15,6 +15,7 @@ typedef struct vt_serve_config {
 	int rest_port;
 	int grpc_port;
 	int raft_port;
+	int internal_port;      /* the PD and worker roles' gRPC, loopback */
 	int threads;            /* 0 = online CPUs */
 	int request_spin_us;    /* reqpool.h: idle workers poll this long */
 	int loop_spin_us;       /* reqpool.h: the loop polls this long */

@@ -38,7 +38,7 @@
 #define SERVICE "/vectron.internal.v1.PlacementDriver/"
 #define MAX_PEERS VT_PDSVC_MAX_PEERS
 #define MAX_PLAN 64
-#define PD_GROUP 1
+#define PD_GROUP VT_PD_RAFT_GROUP
 
 /* ---- settings ------------------------------------------------------------- */
 
@@ -107,6 +107,7 @@ typedef struct pd {
 	uv_timer_t timer;
 	uv_signal_t sigterm, sigint;
 	int stopping;
+	int embedded;    /* a role (pd.h): host, server and signals not ours */
 	int reconciling; /* a pass is on the thread pool (loop thread) */
 	/* Leader's soft state, the actions ring and the leadership they
 	 * belong to: any thread, under mu. */
@@ -1216,10 +1217,12 @@ static void stop(pd *p)
 	if (p->stopping)
 		return;
 	p->stopping = 1;
+	uv_close((uv_handle_t *)&p->timer, NULL);
+	if (p->embedded)
+		return;
 	if (p->grpc)
 		vt_grpc_server_close(p->grpc, (uint64_t)p->cfg.shutdown_grace_ms,
 				     grpc_closed, p);
-	uv_close((uv_handle_t *)&p->timer, NULL);
 	uv_close((uv_handle_t *)&p->sigterm, NULL);
 	uv_close((uv_handle_t *)&p->sigint, NULL);
 }
@@ -1280,7 +1283,7 @@ static int open_group(pd *p)
 	vt_repl_host_opts ho;
 	vt_repl_host_opts_default(&ho);
 	ho.bind = p->cfg.raft_listen;
-	if (vt_repl_host_open(&ho, &p->host, &e)) {
+	if (!p->host && vt_repl_host_open(&ho, &p->host, &e)) {
 		fprintf(stderr, "vectron pd: raft on %s: %s\n",
 			p->cfg.raft_listen, e.msg);
 		return -1;
@@ -1316,7 +1319,7 @@ static int start_grpc(pd *p)
 			p->cfg.listen);
 		return -1;
 	}
-	if ((rc = vt_grpc_server_new(p->loop, NULL, &p->grpc)))
+	if (!p->grpc && (rc = vt_grpc_server_new(p->loop, NULL, &p->grpc)))
 		return -1;
 	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
 		char path[128];
@@ -1327,7 +1330,7 @@ static int start_grpc(pd *p)
 		if (vt_grpc_server_add_method(p->grpc, &gm))
 			return -1;
 	}
-	if (vt_grpc_server_listen(p->grpc, host, port, &e)) {
+	if (!p->embedded && vt_grpc_server_listen(p->grpc, host, port, &e)) {
 		fprintf(stderr, "vectron pd: gRPC on %s: %s\n", p->cfg.listen,
 			e.msg);
 		return -1;
@@ -1335,50 +1338,84 @@ static int start_grpc(pd *p)
 	return 0;
 }
 
-int vt_cli_pd(int argc, char **argv)
+static pd *pd_new(void)
 {
 	pd *p = vt_calloc(1, sizeof *p);
 	if (!p)
+		return NULL;
+	pthread_mutex_init(&p->mu, NULL);
+	if (vt_pdsvc_soft_new(&p->soft)) {
+		pthread_mutex_destroy(&p->mu);
+		vt_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* Attaches the group and serves; the timer (and the daemon's signals)
+ * run from here on. 0 or -1 with the reason said. */
+static int pd_start(pd *p)
+{
+	int rc = open_group(p);
+	uv_timer_init(p->loop, &p->timer);
+	p->timer.data = p;
+	if (!p->embedded) {
+		uv_signal_init(p->loop, &p->sigterm);
+		uv_signal_init(p->loop, &p->sigint);
+		p->sigterm.data = p->sigint.data = p;
+	}
+	if (!rc)
+		rc = start_grpc(p);
+	if (rc)
+		return -1;
+	if (!p->embedded) {
+		uv_signal_start(&p->sigterm, on_signal, SIGTERM);
+		uv_signal_start(&p->sigint, on_signal, SIGINT);
+	}
+	uv_timer_start(&p->timer, on_timer, (uint64_t)p->cfg.reconcile_ms,
+		       (uint64_t)p->cfg.reconcile_ms);
+	return 0;
+}
+
+/* After the loop ended (no call and no pass in flight) and, for a role,
+ * after the process closed the shared host. */
+static void pd_free(pd *p)
+{
+	if (p->host && !p->embedded) {
+		vt_repl_host_close(p->host);
+		vt_repl_host_free(p->host);
+	}
+	vt_pd_meta_free(p->meta);
+	vt_pdsvc_soft_free(p->soft);
+	pthread_mutex_destroy(&p->mu);
+	VT_LOG(VT_LOG_INFO, MOD, "stopped");
+	vt_free(p);
+}
+
+int vt_cli_pd(int argc, char **argv)
+{
+	pd *p = pd_new();
+	if (!p)
 		return 1;
 	int r = vt_settings_load(&settings, &p->cfg, argc, argv);
-	if (r) {
-		vt_free(p);
-		return r > 0 ? 0 : 2;
-	}
-	int lvl = vt_log_level_parse(p->cfg.log_level);
-	if (lvl < 0) {
+	int lvl = r ? 0 : vt_log_level_parse(p->cfg.log_level);
+	if (!r && lvl < 0)
 		fprintf(stderr, "vectron pd: log_level: unknown \"%s\"\n",
 			p->cfg.log_level);
-		vt_free(p);
-		return 2;
+	if (r || lvl < 0 || parse_peers(p)) {
+		pd_free(p);
+		return r > 0 ? 0 : 2;
 	}
 	vt_log_set_level(lvl);
-	if (parse_peers(p)) {
-		vt_free(p);
-		return 2;
-	}
 	signal(SIGPIPE, SIG_IGN); /* the host's transport */
 	/* Calls block on the host (a commit, a wait for leadership): libuv's
 	 * default 4 pool threads would let a few slow ones hold up every
 	 * heartbeat. Read once, at the first uv_queue_work; a user's own
 	 * setting wins. */
 	setenv("UV_THREADPOOL_SIZE", "16", 0);
-	pthread_mutex_init(&p->mu, NULL);
 	p->loop = uv_default_loop();
-	int rc = vt_pdsvc_soft_new(&p->soft) ? -1 : open_group(p);
-	uv_timer_init(p->loop, &p->timer);
-	p->timer.data = p;
-	uv_signal_init(p->loop, &p->sigterm);
-	uv_signal_init(p->loop, &p->sigint);
-	p->sigterm.data = p->sigint.data = p;
-	if (!rc)
-		rc = start_grpc(p);
+	int rc = pd_start(p);
 	if (!rc) {
-		uv_signal_start(&p->sigterm, on_signal, SIGTERM);
-		uv_signal_start(&p->sigint, on_signal, SIGINT);
-		uv_timer_start(&p->timer, on_timer,
-			       (uint64_t)p->cfg.reconcile_ms,
-			       (uint64_t)p->cfg.reconcile_ms);
 		/* One line tests and scripts can wait for. */
 		printf("vectron pd: node %lld, gRPC on %s, raft on %s, %zu "
 		       "PD nodes, data in %s\n",
@@ -1389,16 +1426,42 @@ int vt_cli_pd(int argc, char **argv)
 		stop(p);
 	}
 	uv_run(p->loop, UV_RUN_DEFAULT);
-	/* No call and no pass is in flight: the loop ended. */
-	if (p->host) {
-		vt_repl_host_close(p->host);
-		vt_repl_host_free(p->host);
-	}
-	vt_pd_meta_free(p->meta);
-	vt_pdsvc_soft_free(p->soft);
-	uv_loop_close(p->loop);
-	pthread_mutex_destroy(&p->mu);
-	VT_LOG(VT_LOG_INFO, MOD, "stopped");
-	vt_free(p);
+	uv_loop_t *loop = p->loop;
+	pd_free(p);
+	uv_loop_close(loop);
 	return rc ? 1 : 0;
+}
+
+/* ---- as a role of another process (pd.h) ------------------------------------- */
+
+int vt_pd_role_start(const vt_pd_role_opts *o, vt_pd_role **out,
+		     vt_errmsg *err)
+{
+	pd *p = *out = pd_new();
+	if (!p)
+		return vt_errmsg_set(err, VT_ENOMEM, "out of memory");
+	if (vt_settings_defaults(&settings, &p->cfg))
+		return vt_errmsg_set(err, VT_EINVAL, "PD defaults");
+	p->embedded = 1;
+	p->loop = o->loop;
+	p->host = o->host;
+	p->grpc = o->grpc;
+	snprintf(p->cfg.data_dir, sizeof p->cfg.data_dir, "%s", o->data_dir);
+	snprintf(p->cfg.listen, sizeof p->cfg.listen, "%s", o->listen);
+	if (o->reconcile_ms)
+		p->cfg.reconcile_ms = o->reconcile_ms;
+	snprintf(p->cfg.raft_listen, sizeof p->cfg.raft_listen, "%s",
+		 vt_repl_host_address(o->host));
+	if (parse_peers(p) || pd_start(p))
+		return vt_errmsg_set(err, VT_EIO, "the placement driver did "
+				     "not start (the log says why)");
+	return 0;
+}
+
+void vt_pd_role_stop(vt_pd_role *p) { stop(p); }
+
+void vt_pd_role_free(vt_pd_role *p)
+{
+	if (p)
+		pd_free(p);
 }

@@ -6,6 +6,8 @@
  * shard's index snapshot, close. */
 #include "serve.h"
 
+#include <errno.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -23,13 +25,15 @@
 #include "config.h"
 #include "gateway/gateway.h"
 #include "vectron/internal/v1/cluster.pb-c.h"
-#include "raftw.h"
+#include "pd.h"
 #include "reqpool.h"
 #include "rest.h"
+#include "worker.h"
 #include "rpc/grpc.h"
 #include "rpc/http.h"
 #include "rpc/json.h"
 #include "rpc/pbjson.h"
+#include "store/store.h"
 
 struct server {
 	const char *name;  /* "serve" or "gateway": for messages */
@@ -37,8 +41,14 @@ struct server {
 	uv_loop_t *loop;
 	vt_serve_config cfg;
 	vt_db *db;
-	vt_raftw *raftw;
-	vt_gw *gw;         /* gateway only: the cluster back end */
+	vt_gw *gw;         /* the cluster back end */
+	/* serve: the PD and worker roles (stop: on the loop, when stopping;
+	 * ready: whether to announce yet, polled on the loop) */
+	void (*stop_fn)(void *ud);
+	int (*ready_fn)(void *ud);
+	void *roles;
+	uv_timer_t ready_timer;
+	int ready;
 	vt_api *api;
 	vt_http_server *http;
 	vt_grpc_server *grpc;
@@ -269,15 +279,9 @@ static int gw_metrics(vt_gw *g, vt_buf *out)
 	return vt_buf_append(out, t, (size_t)n);
 }
 
-/* GET /v1/cluster/...: the PD's answer as JSON (a gateway only). */
+/* GET /v1/cluster/...: the PD's answer as JSON. */
 static void rest_cluster(struct rest_job *j)
 {
-	if (!j->srv->gw) {
-		vt_errmsg_set(&j->err, VT_ENOENT, "not a cluster: this is "
-			      "vectron serve (cluster routes are a gateway's)");
-		rest_fail(j, VT_ENOENT);
-		return;
-	}
 	Vectron__Internal__V1__StatusRequest st =
 		VECTRON__INTERNAL__V1__STATUS_REQUEST__INIT;
 	Vectron__Internal__V1__ListWorkersRequest lw =
@@ -404,6 +408,11 @@ static void on_http(void *ud, vt_http_req *req)
 		if (s->stopping)
 			vt_http_respond_error(req, 503, "UNAVAILABLE",
 					      "shutting down");
+		else if (!s->ready)
+			vt_http_respond_error(req, 503, "UNAVAILABLE",
+					      "starting: the worker has not "
+					      "registered with the placement "
+					      "driver yet");
 		else
 			vt_http_respond(req, 200, "application/json",
 					"{\"ready\":true}", 14);
@@ -600,6 +609,40 @@ static void grpc_closed(void *ud)
 	VT_LOG(VT_LOG_INFO, "serve", "gRPC server stopped");
 }
 
+/* The ready timer and the roles: requests in flight still reach the
+ * worker in-process, so its server closing with the same grace is fine. */
+static void stop_roles(struct server *s)
+{
+	if (s->ready_timer.data) /* started */
+		uv_close((uv_handle_t *)&s->ready_timer, NULL);
+	s->ready_timer.data = NULL;
+	s->ready_fn = NULL;
+	if (s->stop_fn) {
+		s->stop_fn(s->roles);
+		s->stop_fn = NULL;
+	}
+}
+
+/* One line tests and scripts can wait for, with the real ports: printed
+ * once the API can answer. */
+static void announce(struct server *s)
+{
+	s->ready = 1;
+	printf("vectron %s: REST on http://%s:%d, gRPC on %s:%d, %s\n",
+	       s->name, s->cfg.host, vt_http_server_port(s->http), s->cfg.host,
+	       vt_grpc_server_port(s->grpc), s->where);
+	fflush(stdout);
+}
+
+static void on_ready_timer(uv_timer_t *t)
+{
+	struct server *s = t->data;
+	if (!s->ready_fn || !s->ready_fn(s->roles))
+		return;
+	uv_timer_stop(t);
+	announce(s);
+}
+
 static void on_signal(uv_signal_t *h, int sig)
 {
 	struct server *s = h->data;
@@ -614,6 +657,7 @@ static void on_signal(uv_signal_t *h, int sig)
 			     grpc_closed, s);
 	uv_close((uv_handle_t *)&s->sigterm, NULL);
 	uv_close((uv_handle_t *)&s->sigint, NULL);
+	stop_roles(s);
 }
 
 static int start(struct server *s)
@@ -666,14 +710,13 @@ static int start(struct server *s)
 	s->sigterm.data = s->sigint.data = s;
 	uv_signal_start(&s->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&s->sigint, on_signal, SIGINT);
-	/* One line tests and scripts can wait for, with the real ports. */
-	printf("vectron %s: REST on http://%s:%d, gRPC on %s:%d, %s\n",
-	       s->name, s->cfg.host, vt_http_server_port(s->http), s->cfg.host,
-	       vt_grpc_server_port(s->grpc), s->where);
-	if (s->raftw)
-		VT_LOG(VT_LOG_INFO, "serve", "raft groups on %s",
-		       vt_raftw_address(s->raftw));
-	fflush(stdout);
+	if (!s->ready_fn) {
+		announce(s);
+	} else {
+		uv_timer_init(s->loop, &s->ready_timer);
+		s->ready_timer.data = s;
+		uv_timer_start(&s->ready_timer, on_ready_timer, 0, 5);
+	}
 	return 0;
 }
 
@@ -720,6 +763,7 @@ static int run(struct server *s, unsigned threads)
 			uv_close((uv_handle_t *)&s->sigterm, NULL);
 			uv_close((uv_handle_t *)&s->sigint, NULL);
 		}
+		stop_roles(s);
 	}
 	uv_run(s->loop, UV_RUN_DEFAULT);
 	vt_reqpool_destroy(s->pool); /* nothing in flight: the loop ended */
@@ -727,6 +771,134 @@ static int run(struct server *s, unsigned threads)
 	vt_api_destroy(s->api);
 	vt_free(s->routes);
 	return rc;
+}
+
+/* ---- serve: the placement driver, a worker and a gateway in one process --------- */
+
+struct roles {
+	vt_repl_host *host;      /* the PD's group and every replica's */
+	vt_worker_role *worker;
+	vt_pd_role *pd;
+};
+
+static int roles_ready(void *ud)
+{
+	struct roles *r = ud;
+	return vt_worker_role_registered(r->worker);
+}
+
+static void roles_stop(void *ud)
+{
+	struct roles *r = ud;
+	if (r->pd)
+		vt_pd_role_stop(r->pd);
+	if (r->worker)
+		vt_worker_role_stop(r->worker);
+}
+
+static void roles_kick(void *ud)
+{
+	vt_worker_role_kick(((struct roles *)ud)->worker);
+}
+
+/* After the loop ended: the worker detaches its replicas, then the host
+ * closes (the PD's group with it), then the PD's state goes. */
+static void roles_free(struct roles *r)
+{
+	vt_worker_role_free(r->worker);
+	if (r->host)
+		vt_repl_host_close(r->host);
+	vt_pd_role_free(r->pd);
+	vt_repl_host_free(r->host);
+}
+
+/* Builds of vectron before the roles kept collections in
+ * <data_dir>/collections; this one keeps a worker's replicas in
+ * <data_dir>/worker and the metadata in <data_dir>/pd (docs/serve.md). */
+static int layout_check(const char *dir)
+{
+	char old[1100];
+	struct stat st;
+	snprintf(old, sizeof old, "%s/collections", dir);
+	if (stat(old, &st) == 0 && S_ISDIR(st.st_mode)) {
+		fprintf(stderr,
+			"vectron serve: %s holds collections in the layout of "
+			"builds before the cluster roles (%s); this build "
+			"keeps replicas in %s/worker and metadata in %s/pd. "
+			"Export them with the earlier build or move %s "
+			"aside (docs/serve.md, \"Data directory\")\n",
+			dir, old, dir, dir, dir);
+		return -1;
+	}
+	if (mkdir(dir, 0755) && errno != EEXIST) {
+		fprintf(stderr, "vectron serve: %s: %s\n", dir,
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Starts the roles on s->loop: the Raft host, the worker (its internal
+ * server on loopback), the PD on that server, then the worker's
+ * heartbeats. 0 or -1 with the reason on stderr. */
+static int roles_start(struct server *s, struct roles *r, unsigned threads)
+{
+	vt_errmsg e = {{0}};
+	char addr[300], wdir[1100];
+	vt_repl_host_opts ho;
+	vt_repl_host_opts_default(&ho);
+	/* Groups have one voter: nothing crosses this transport, so it
+	 * stays on loopback whatever `host` is. */
+	snprintf(addr, sizeof addr, "127.0.0.1:%d", s->cfg.raft_port);
+	ho.bind = addr;
+	if (vt_repl_host_open(&ho, &r->host, &e)) {
+		fprintf(stderr, "vectron serve: raft on %s: %s\n", addr, e.msg);
+		return -1;
+	}
+	vt_shard_opts so;
+	vt_shard_opts_default(&so);
+	/* The raft log is durable and replayed: the store need not fsync
+	 * each commit (docs/shard.md §4). */
+	so.store_sync = VT_STORE_SYNC_META;
+	so.snapshot_entries = (uint64_t)s->cfg.snapshot_entries;
+	so.queue_max = (uint64_t)s->cfg.queue_max;
+	so.queue_wait_ms = (uint32_t)s->cfg.queue_wait_ms;
+	snprintf(wdir, sizeof wdir, "%s/worker", s->cfg.data_dir);
+	snprintf(addr, sizeof addr, "127.0.0.1:%d", s->cfg.internal_port);
+	vt_worker_role_opts wo = {
+		.loop = s->loop,
+		.host = r->host,
+		.data_dir = wdir,
+		.listen = addr,
+		.heartbeat_ms = 200,
+		.threads = threads < 2 ? threads : 2,
+		.shutdown_grace_ms = s->cfg.shutdown_grace_ms,
+		.shard = &so,
+	};
+	if (vt_worker_role_start(&wo, &r->worker, &e)) {
+		fprintf(stderr, "vectron serve: worker: %s\n", e.msg);
+		return -1;
+	}
+	vt_pd_role_opts po = {
+		.loop = s->loop,
+		.host = r->host,
+		.grpc = vt_worker_role_grpc(r->worker),
+		.data_dir = s->cfg.data_dir,
+		.listen = vt_worker_role_addr(r->worker),
+		/* leaders reported by the worker reach the routing on the
+		 * next pass: a create waits for them */
+		.reconcile_ms = 100,
+	};
+	if (vt_pd_role_start(&po, &r->pd, &e) ||
+	    vt_worker_role_run(r->worker, &e)) {
+		fprintf(stderr, "vectron serve: %s\n", e.msg);
+		return -1;
+	}
+	VT_LOG(VT_LOG_INFO, "serve", "placement driver and worker on %s "
+	       "(vectron cluster --pd %s), raft on %s",
+	       vt_worker_role_addr(r->worker), vt_worker_role_addr(r->worker),
+	       vt_repl_host_address(r->host));
+	return 0;
 }
 
 int vt_cli_serve(int argc, char **argv)
@@ -739,50 +911,55 @@ int vt_cli_serve(int argc, char **argv)
 		return r > 0 ? 0 : 2;
 	if ((r = log_setup(&s)))
 		return r;
+	if (layout_check(s.cfg.data_dir))
+		return 1;
 	snprintf(s.where, sizeof s.where, "data in %s", s.cfg.data_dir);
 	unsigned threads = s.cfg.threads ? (unsigned)s.cfg.threads
 					 : vt_cpu_count();
-
-	vt_db_opts dbo;
-	vt_db_opts_default(&dbo);
-	dbo.threads = threads;
-	dbo.default_shards = s.cfg.shards ? (uint32_t)s.cfg.shards
-					  : vt_cpu_count();
-	dbo.shard.snapshot_entries = (uint64_t)s.cfg.snapshot_entries;
-	dbo.shard.queue_max = (uint64_t)s.cfg.queue_max;
-	dbo.shard.queue_wait_ms = (uint32_t)s.cfg.queue_wait_ms;
-	vt_errmsg e = {{0}};
+	/* Host calls block (a commit, a wait for leadership) on libuv's
+	 * pool: the PD's handlers use it (pd.c). A user's setting wins. */
+	setenv("UV_THREADPOOL_SIZE", "16", 0);
 	s.loop = uv_default_loop();
-	/* Every write goes through its shard's one-voter raft group. */
-	char raddr[300];
-	snprintf(raddr, sizeof raddr, "%s:%d", s.cfg.host, s.cfg.raft_port);
-	if (vt_raftw_open(raddr, &s.raftw, &e)) {
-		fprintf(stderr, "vectron serve: raft on %s: %s\n", raddr, e.msg);
-		return 1;
-	}
-	dbo.writer = vt_raftw_writer(s.raftw);
+	struct roles ro;
+	memset(&ro, 0, sizeof ro);
+	vt_gw *gw = NULL;
+	vt_errmsg e = {{0}};
 	uint64_t t0 = vt_clock_mono_ns();
-	if (vt_db_open(s.cfg.data_dir, &dbo, &s.db, &e)) {
-		fprintf(stderr, "vectron serve: %s: %s\n", s.cfg.data_dir, e.msg);
-		vt_raftw_close(s.raftw);
-		vt_raftw_free(s.raftw);
-		return 1;
-	}
-	VT_LOG(VT_LOG_INFO, "serve", "data opened in %.2f s",
-	       (double)(vt_clock_mono_ns() - t0) / 1e9);
-	int rc = run(&s, threads);
-	/* No request runs any more: no write can be waiting for a group. */
-	vt_raftw_close(s.raftw);
+	int rc = roles_start(&s, &ro, threads);
 	if (!rc) {
-		VT_LOG(VT_LOG_INFO, "serve", "saving index snapshots");
-		if (vt_db_checkpoint(s.db, &e))
-			VT_LOG(VT_LOG_WARN, "serve",
-			       "index snapshot: %s (the next start replays "
-			       "the WAL)",
-			       e.msg);
+		vt_gw_opts go;
+		vt_gw_opts_default(&go);
+		go.pd = go.local_addr = vt_worker_role_addr(ro.worker);
+		go.local_call = vt_worker_call_local;
+		go.local_ud = ro.worker;
+		go.changed = roles_kick;
+		go.changed_ud = &ro;
+		vt_db_opts dbo;
+		vt_db_opts_default(&dbo);
+		dbo.threads = threads;
+		dbo.default_shards = s.cfg.shards ? (uint32_t)s.cfg.shards
+						  : vt_cpu_count();
+		if ((rc = vt_gw_open(&go, &gw, &e)) ||
+		    (rc = vt_db_open_remote(vt_gw_remote(gw), &dbo, &s.db,
+					    &e)))
+			fprintf(stderr, "vectron serve: %s\n", e.msg);
+	}
+	if (!rc) {
+		VT_LOG(VT_LOG_INFO, "serve", "data opened in %.2f s",
+		       (double)(vt_clock_mono_ns() - t0) / 1e9);
+		s.gw = gw;
+		s.roles = &ro;
+		s.stop_fn = roles_stop;
+		s.ready_fn = roles_ready;
+		rc = run(&s, threads);
+	} else {
+		/* let what started stop, and the loop end */
+		roles_stop(&ro);
+		uv_run(s.loop, UV_RUN_DEFAULT);
 	}
 	vt_db_close(s.db);
-	vt_raftw_free(s.raftw);
+	vt_gw_close(gw);
+	roles_free(&ro);
 	uv_loop_close(s.loop);
 	VT_LOG(VT_LOG_INFO, "serve", "stopped");
 	return rc ? 1 : 0;

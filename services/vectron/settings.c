@@ -127,11 +127,18 @@ void vt_settings_print(const vt_settings *t, const void *c, FILE *out)
 	}
 }
 
-int vt_settings_load(const vt_settings *t, void *c, int argc, char **argv)
+int vt_settings_defaults(const vt_settings *t, void *c)
 {
 	for (size_t i = 0; i < t->n; i++)
 		if (set(t, c, &t->table[i], t->table[i].def, "default"))
 			return -1;
+	return 0;
+}
+
+int vt_settings_load(const vt_settings *t, void *c, int argc, char **argv)
+{
+	if (vt_settings_defaults(t, c))
+		return -1;
 	const char *file = getenv(t->config_env);
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--config") && i + 1 < argc)

@@ -42,6 +42,10 @@ typedef struct vt_settings {
  * when --help was printed, or -1 with the reason on stderr. */
 int vt_settings_load(const vt_settings *s, void *cfg, int argc, char **argv);
 
+/* Fills `cfg` with the defaults alone (a command run as part of another
+ * one). 0, or -1 if a default does not parse (a bug in the table). */
+int vt_settings_defaults(const vt_settings *s, void *cfg);
+
 /* Prints the usage and the table with each setting's current value. */
 void vt_settings_print(const vt_settings *s, const void *cfg, FILE *out);
 

@@ -931,8 +931,11 @@ static void begin_stop(worker *w)
 		}
 	if (w->handles) {
 		uv_close((uv_handle_t *)&w->pd_async, NULL);
-		uv_close((uv_handle_t *)&w->sigterm, NULL);
-		uv_close((uv_handle_t *)&w->sigint, NULL);
+		if (!w->embedded) {
+			uv_close((uv_handle_t *)&w->sigterm, NULL);
+			uv_close((uv_handle_t *)&w->sigint, NULL);
+		}
+		w->handles = 0;
 	}
 	if (w->grpc)
 		vt_grpc_server_close(w->grpc,
@@ -975,8 +978,6 @@ static int start(worker *w, vt_errmsg *err)
 		return vt_errmsg_set(err, VT_EINVAL, "role: \"%s\": normal or "
 				     "search_only", w->cfg.role);
 	w->search_only = !strcmp(w->cfg.role, "search_only");
-	if ((rc = parse_pd(w, err)))
-		return rc;
 	char gdir[1100];
 	snprintf(gdir, sizeof gdir, "%s/groups", w->cfg.data_dir);
 	if ((rc = mkdir_p(w->cfg.data_dir)) || (rc = mkdir_p(gdir)))
@@ -984,22 +985,28 @@ static int start(worker *w, vt_errmsg *err)
 				     vt_strerror(rc));
 	if ((rc = worker_id_load(w, err)))
 		return rc;
-	vt_repl_host_opts ho;
-	vt_repl_host_opts_default(&ho);
-	ho.bind = w->cfg.raft_listen;
-	ho.tune.election_timeout_ms = (unsigned)w->cfg.election_ms;
-	ho.tune.heartbeat_timeout_ms = (unsigned)w->cfg.election_ms / 10;
-	if (!ho.tune.heartbeat_timeout_ms)
-		ho.tune.heartbeat_timeout_ms = 1;
-	if ((rc = vt_repl_host_open(&ho, &w->host, err)))
-		return vt_errmsg_prefix(err, rc, "raft on %s",
-					w->cfg.raft_listen);
-	vt_shard_opts_default(&w->sopts);
-	/* The raft log is durable and replayed: the store need not fsync
-	 * each commit (docs/shard.md §4, "What replication changes"). */
-	w->sopts.store_sync = VT_STORE_SYNC_META;
-	w->sopts.queue_max = QUEUE_MAX;
-	w->sopts.queue_wait_ms = QUEUE_WAIT_MS;
+	if (!w->host) {
+		vt_repl_host_opts ho;
+		vt_repl_host_opts_default(&ho);
+		ho.bind = w->cfg.raft_listen;
+		ho.tune.election_timeout_ms = (unsigned)w->cfg.election_ms;
+		ho.tune.heartbeat_timeout_ms =
+			(unsigned)w->cfg.election_ms / 10;
+		if (!ho.tune.heartbeat_timeout_ms)
+			ho.tune.heartbeat_timeout_ms = 1;
+		if ((rc = vt_repl_host_open(&ho, &w->host, err)))
+			return vt_errmsg_prefix(err, rc, "raft on %s",
+						w->cfg.raft_listen);
+	}
+	if (!w->embedded) {
+		vt_shard_opts_default(&w->sopts);
+		/* The raft log is durable and replayed: the store need
+		 * not fsync each commit (docs/shard.md §4, "What
+		 * replication changes"). */
+		w->sopts.store_sync = VT_STORE_SYNC_META;
+		w->sopts.queue_max = QUEUE_MAX;
+		w->sopts.queue_wait_ms = QUEUE_WAIT_MS;
+	}
 	reopen_all(w);
 	unsigned threads = w->cfg.threads ? (unsigned)w->cfg.threads
 					  : vt_cpu_count();
@@ -1008,47 +1015,40 @@ static int start(worker *w, vt_errmsg *err)
 				     vt_strerror(rc));
 	if ((rc = vt__worker_api_start(w, err)))
 		return rc;
+	if (!w->cfg.pd[0])
+		snprintf(w->cfg.pd, sizeof w->cfg.pd, "%s", w->addr);
+	if ((rc = parse_pd(w, err)))
+		return rc;
 	uv_async_init(w->loop, &w->pd_async, vt__worker_pd_async);
 	w->pd_async.data = w;
-	uv_signal_init(w->loop, &w->sigterm);
-	uv_signal_init(w->loop, &w->sigint);
-	w->sigterm.data = w->sigint.data = w;
-	uv_signal_start(&w->sigterm, on_signal, SIGTERM);
-	uv_signal_start(&w->sigint, on_signal, SIGINT);
+	if (!w->embedded) {
+		uv_signal_init(w->loop, &w->sigterm);
+		uv_signal_init(w->loop, &w->sigint);
+		w->sigterm.data = w->sigint.data = w;
+		uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+		uv_signal_start(&w->sigint, on_signal, SIGINT);
+	}
 	w->handles = 1;
+	return 0;
+}
+
+/* The beat and reconciler threads: the PD hears from this worker. */
+static int run_threads(worker *w, vt_errmsg *err)
+{
 	if (pthread_create(&w->beat_thr, NULL, vt__worker_beat, w))
 		return vt_errmsg_set(err, VT_EIO, "beat thread");
 	w->beat_started = 1;
 	if (pthread_create(&w->rec_thr, NULL, rec_main, w))
 		return vt_errmsg_set(err, VT_EIO, "reconciler thread");
 	w->rec_started = 1;
-	/* One line tests and scripts can wait for, with the real ports. */
-	printf("vectron worker %" PRIu64 ": gRPC on %s, raft on %s, data in "
-	       "%s\n", w->id, w->addr, vt_repl_host_address(w->host),
-	       w->cfg.data_dir);
-	fflush(stdout);
 	return 0;
 }
 
-int vt_cli_worker(int argc, char **argv)
+static worker *worker_new(void)
 {
 	worker *w = vt_calloc(1, sizeof *w);
 	if (!w)
-		return 1;
-	int r = vt_settings_load(&settings, &w->cfg, argc, argv);
-	if (r) {
-		vt_free(w);
-		return r > 0 ? 0 : 2;
-	}
-	int lvl = vt_log_level_parse(w->cfg.log_level);
-	if (lvl < 0) {
-		fprintf(stderr, "vectron worker: log_level: unknown \"%s\"\n",
-			w->cfg.log_level);
-		vt_free(w);
-		return 2;
-	}
-	vt_log_set_level(lvl);
-	signal(SIGPIPE, SIG_IGN);
+		return NULL;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_mutex_init(&w->pdmu, NULL);
 	pthread_mutex_init(&w->pdreq, NULL);
@@ -1058,14 +1058,13 @@ int vt_cli_worker(int argc, char **argv)
 	pthread_cond_init(&w->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&w->pdcv, NULL);
-	w->loop = uv_default_loop();
-	vt_errmsg err = {{0}};
-	int rc = start(w, &err);
-	if (rc) {
-		fprintf(stderr, "vectron worker: %s\n", err.msg);
-		begin_stop(w);
-	}
-	uv_run(w->loop, UV_RUN_DEFAULT);
+	return w;
+}
+
+/* After the loop ended: joins the threads, detaches every replica (their
+ * data stays for the next start), closes what is the worker's. */
+static void worker_free(worker *w)
+{
 	atomic_store(&w->stopping, 1);
 	if (w->beat_started)
 		pthread_join(w->beat_thr, NULL);
@@ -1086,28 +1085,141 @@ int vt_cli_worker(int argc, char **argv)
 		vt_repl_host_close(w->host);
 		pthread_join(w->rec_thr, NULL);
 	}
-	/* Detach every replica: their data stays for the next start. */
+	/* An index snapshot per replica first, so the next start loads the
+	 * graph instead of rebuilding it (a rebuilt HNSW graph answers
+	 * approximate searches a little differently). */
+	if (w->reps)
+		VT_LOG(VT_LOG_INFO, MOD, "saving index snapshots");
+	for (struct replica *x = w->reps; x; x = x->next) {
+		vt_shard *sh = vt_repl_host_shard_get(x->g);
+		vt_errmsg e = {{0}};
+		if (sh && vt_shard_checkpoint(sh, &e))
+			VT_LOG(VT_LOG_WARN, MOD, "group %" PRIu64 ": index "
+			       "snapshot: %s (the next start replays the log)",
+			       x->group, e.msg);
+		if (sh)
+			vt_repl_host_shard_put(x->g);
+	}
 	for (struct replica *x = w->reps, *nx; x; x = nx) {
 		nx = x->next;
 		vt_repl_host_detach(w->host, x->g);
 		rep_free(x);
 	}
 	w->reps = NULL;
-	if (w->host) {
+	if (w->host && !w->embedded) {
 		vt_repl_host_close(w->host);
 		vt_repl_host_free(w->host);
 	}
 	if (w->full_new)
 		vt_grpc_msg_free(&w->full_new->base);
-	uv_run(w->loop, UV_RUN_DEFAULT); /* client and handle closes */
-	uv_loop_close(w->loop);
-	VT_LOG(VT_LOG_INFO, MOD, "stopped");
-	int w_removed = atomic_load(&w->removed);
+	if (w->loop) {
+		uv_run(w->loop, UV_RUN_DEFAULT); /* client, handle closes */
+		VT_LOG(VT_LOG_INFO, MOD, "stopped");
+	}
 	pthread_mutex_destroy(&w->mu);
 	pthread_mutex_destroy(&w->pdmu);
 	pthread_mutex_destroy(&w->pdreq);
 	pthread_cond_destroy(&w->cv);
 	pthread_cond_destroy(&w->pdcv);
 	vt_free(w);
-	return rc || w_removed ? 1 : 0;
+}
+
+int vt_cli_worker(int argc, char **argv)
+{
+	worker *w = worker_new();
+	if (!w)
+		return 1;
+	int r = vt_settings_load(&settings, &w->cfg, argc, argv);
+	int lvl = r ? 0 : vt_log_level_parse(w->cfg.log_level);
+	if (r || lvl < 0) {
+		if (lvl < 0)
+			fprintf(stderr, "vectron worker: log_level: unknown "
+				"\"%s\"\n", w->cfg.log_level);
+		worker_free(w);
+		return r > 0 ? 0 : 2;
+	}
+	vt_log_set_level(lvl);
+	signal(SIGPIPE, SIG_IGN);
+	w->loop = uv_default_loop();
+	vt_errmsg err = {{0}};
+	int rc = start(w, &err);
+	if (!rc)
+		rc = run_threads(w, &err);
+	if (rc) {
+		fprintf(stderr, "vectron worker: %s\n", err.msg);
+		begin_stop(w);
+	} else {
+		/* One line tests and scripts can wait for, with the real
+		 * ports. */
+		printf("vectron worker %" PRIu64 ": gRPC on %s, raft on %s, "
+		       "data in %s\n", w->id, w->addr,
+		       vt_repl_host_address(w->host), w->cfg.data_dir);
+		fflush(stdout);
+	}
+	uv_run(w->loop, UV_RUN_DEFAULT);
+	int removed = atomic_load(&w->removed);
+	uv_loop_t *loop = w->loop;
+	worker_free(w);
+	uv_loop_close(loop);
+	return rc || removed ? 1 : 0;
+}
+
+/* ---- as a role of another process (worker.h) -------------------------------- */
+
+int vt_worker_role_start(const vt_worker_role_opts *o, vt_worker_role **out,
+			 vt_errmsg *err)
+{
+	worker *w = *out = worker_new();
+	if (!w)
+		return vt_errmsg_set(err, VT_ENOMEM, "out of memory");
+	/* the daemon's defaults, then what the process decides */
+	if (vt_settings_defaults(&settings, &w->cfg))
+		return vt_errmsg_set(err, VT_EINVAL, "worker defaults");
+	w->embedded = 1;
+	w->loop = o->loop;
+	w->host = o->host;
+	snprintf(w->cfg.data_dir, sizeof w->cfg.data_dir, "%s", o->data_dir);
+	snprintf(w->cfg.listen, sizeof w->cfg.listen, "%s", o->listen);
+	snprintf(w->cfg.pd, sizeof w->cfg.pd, "%s", o->pd ? o->pd : "");
+	if (o->heartbeat_ms)
+		w->cfg.heartbeat_ms = o->heartbeat_ms;
+	w->cfg.threads = (int)o->threads;
+	w->cfg.shutdown_grace_ms = o->shutdown_grace_ms;
+	vt_shard_opts_default(&w->sopts);
+	if (o->shard)
+		w->sopts = *o->shard;
+	return start(w, err);
+}
+
+vt_grpc_server *vt_worker_role_grpc(vt_worker_role *w) { return w->grpc; }
+
+const char *vt_worker_role_addr(const vt_worker_role *w) { return w->addr; }
+
+int vt_worker_role_run(vt_worker_role *w, vt_errmsg *err)
+{
+	return run_threads(w, err);
+}
+
+int vt_worker_role_registered(vt_worker_role *w)
+{
+	pthread_mutex_lock(&w->mu);
+	int r = w->registered;
+	pthread_mutex_unlock(&w->mu);
+	return r;
+}
+
+void vt_worker_role_kick(vt_worker_role *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->kicked = 1;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+void vt_worker_role_stop(vt_worker_role *w) { begin_stop(w); }
+
+void vt_worker_role_free(vt_worker_role *w)
+{
+	if (w)
+		worker_free(w);
 }

@@ -17,7 +17,8 @@ struct route {
 struct job {
 	vt_reqpool_job work;     /* first: the pool casts back */
 	worker *w;
-	vt_grpc_call *call;
+	vt_grpc_call *call;      /* NULL: an in-process call */
+	const ProtobufCMessage *req;
 	int method;
 	int status;              /* gRPC */
 	vt_errmsg err;
@@ -78,6 +79,7 @@ struct wr {
 	const void *cmd;
 	size_t len;
 	uint64_t entries;
+	uint64_t queue_max;      /* the replicas' vt_shard_opts.queue_max */
 	vt_errmsg err;
 };
 
@@ -105,14 +107,14 @@ static int room_fn(vt_repl *r, struct raft *raft, void *ud)
 	if (vt_shard_status_get(s, &ss))
 		return VT_ESHUTDOWN;
 	/* An empty queue takes any command, even one over the cap. */
-	return !ss.lag || ss.lag + x->entries <= QUEUE_MAX ? 0 : VT_EOVERLOAD;
+	return !ss.lag || ss.lag + x->entries <= x->queue_max ? 0 : VT_EOVERLOAD;
 }
 
 static int h_write(struct job *j)
 {
 	worker *w = j->w;
 	const Vectron__Internal__V1__ShardWriteRequest *q =
-		(const void *)vt_grpc_call_request(j->call);
+		(const void *)j->req;
 	if (vt_worker_version_check(q->has_version ? q->version : 0, &j->err))
 		return VT_GRPC_FAILED_PRECONDITION;
 	if (w->search_only) {
@@ -125,7 +127,8 @@ static int h_write(struct job *j)
 	if (st)
 		return st;
 	struct wr x = {q->cmd.data, q->cmd.len,
-		       q->has_entries ? q->entries : 0, {{0}}};
+		       q->has_entries ? q->entries : 0, w->sopts.queue_max,
+		       {{0}}};
 	if (!q->has_cmd || !q->cmd.len) {
 		vt_errmsg_set(&j->err, VT_EINVAL, "cmd: missing");
 		st = VT_GRPC_INVALID_ARGUMENT;
@@ -144,7 +147,8 @@ static int h_write(struct job *j)
 		}
 		goto out;
 	}
-	uint64_t until = vt_clock_mono_ns() + QUEUE_WAIT_MS * 1000000ull;
+	uint64_t until = vt_clock_mono_ns() +
+			 w->sopts.queue_wait_ms * 1000000ull;
 	int rc;
 	while ((rc = vt_repl_host_call(w->host, r->g, room_fn, &x)) ==
 		       VT_EOVERLOAD &&
@@ -409,7 +413,7 @@ out:
 static int h_read(struct job *j)
 {
 	worker *w = j->w;
-	const ProtobufCMessage *m = vt_grpc_call_request(j->call);
+	const ProtobufCMessage *m = j->req;
 	struct rd x;
 	memset(&x, 0, sizeof x);
 	x.method = j->method;
@@ -518,7 +522,7 @@ static int h_wstatus(struct job *j)
 {
 	worker *w = j->w;
 	const Vectron__Internal__V1__WorkerStatusRequest *q =
-		(const void *)vt_grpc_call_request(j->call);
+		(const void *)j->req;
 	if (vt_worker_version_check(q->has_version ? q->version : 0, &j->err))
 		return VT_GRPC_FAILED_PRECONDITION;
 	size_t n;
@@ -614,6 +618,7 @@ static void on_call(vt_grpc_call *call, void *ud)
 	}
 	j->w = rt->w;
 	j->call = call;
+	j->req = vt_grpc_call_request(call);
 	j->method = rt->method;
 	j->work.work = job_work;
 	j->work.done = job_done;
@@ -625,12 +630,10 @@ static void on_call(vt_grpc_call *call, void *ud)
 
 static struct route routes[M_N];
 
-int vt__worker_api_start(worker *w, vt_errmsg *err)
-{
-	static const struct {
-		const char *name;
-		const ProtobufCMessageDescriptor *in;
-	} m[M_N] = {
+static const struct {
+	const char *name;
+	const ProtobufCMessageDescriptor *in;
+} m[M_N] = {
 		{"ShardWrite", &vectron__internal__v1__shard_write_request__descriptor},
 		{"ShardSearch", &vectron__internal__v1__shard_search_request__descriptor},
 		{"ShardGet", &vectron__internal__v1__shard_get_request__descriptor},
@@ -638,7 +641,46 @@ int vt__worker_api_start(worker *w, vt_errmsg *err)
 		{"ShardCount", &vectron__internal__v1__shard_count_request__descriptor},
 		{"ShardStatus", &vectron__internal__v1__shard_status_request__descriptor},
 		{"WorkerStatus", &vectron__internal__v1__worker_status_request__descriptor},
-	};
+};
+
+int vt_worker_call_local(void *ud, const char *method,
+			 const ProtobufCMessage *req,
+			 const ProtobufCMessageDescriptor *reply_desc,
+			 ProtobufCMessage **reply, char *msg, size_t cap)
+{
+	worker *w = ud;
+	*reply = NULL;
+	struct job j;
+	memset(&j, 0, sizeof j);
+	j.w = w;
+	j.req = req;
+	j.method = M_N;
+	for (int i = 0; i < M_N; i++)
+		if (!strcmp(m[i].name, method))
+			j.method = i;
+	if (j.method == M_N || req->descriptor != m[j.method].in) {
+		snprintf(msg, cap, "unknown method %s", method);
+		return VT_GRPC_UNIMPLEMENTED;
+	}
+	if (atomic_load(&w->stopping)) {
+		snprintf(msg, cap, "shutting down");
+		return VT_GRPC_UNAVAILABLE;
+	}
+	atomic_fetch_add(&w->requests, 1);
+	job_work(&j.work);
+	if (!j.status &&
+	    !(*reply = vt_grpc_msg_unpack(reply_desc, j.reply, j.reply_len))) {
+		j.status = VT_GRPC_INTERNAL;
+		snprintf(j.err.msg, sizeof j.err.msg, "undecodable reply");
+	}
+	if (j.status)
+		snprintf(msg, cap, "%s", j.err.msg);
+	vt_free(j.reply);
+	return j.status;
+}
+
+int vt__worker_api_start(worker *w, vt_errmsg *err)
+{
 	int rc = vt_grpc_server_new(w->loop, NULL, &w->grpc);
 	if (rc)
 		return vt_errmsg_set(err, rc, "gRPC: %s", vt_strerror(rc));

@@ -35,6 +35,7 @@
 #include "vectron/internal/v1/cluster.pb-c.h"
 #include "worker/meta.h"
 #include "worker/plan.h"
+#include "worker.h"
 
 #define MOD "worker"
 #define PD_SVC "/vectron.internal.v1.PlacementDriver/"
@@ -133,6 +134,7 @@ typedef struct worker {
 	pthread_cond_t cv;
 	struct replica *reps;
 	int registered;
+	int kicked;                   /* heartbeat now (vt_worker_role_kick) */
 	uint64_t epoch;               /* last assignments epoch received */
 	uint64_t answer_seq;          /* heartbeat answers received */
 	Vectron__Internal__V1__HeartbeatResponse *full_new; /* untaken */
@@ -159,6 +161,9 @@ typedef struct worker {
 	pthread_t beat_thr, rec_thr;
 	int beat_started, rec_started;
 	int handles;                  /* pd_async and the signals exist */
+	/* A role of `vectron serve` (worker.h): the host and the loop are
+	 * the process's, signals are not ours, sopts came with the role. */
+	int embedded;
 	atomic_int removed;           /* the PD removed this worker: exit 1 */
 } worker;
 

@@ -413,8 +413,9 @@ void *vt__worker_beat(void *arg)
 			pthread_mutex_unlock(&w->mu);
 		}
 		pthread_mutex_lock(&w->mu);
-		if (wait)
+		if (wait && !w->kicked)
 			vt__worker_nap(w, wait);
+		w->kicked = 0;
 		pthread_mutex_unlock(&w->mu);
 	}
 	return NULL;

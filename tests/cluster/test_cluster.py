@@ -149,9 +149,12 @@ def test_same_answers_as_serve(cluster, gw, data, root):
     assert [str(p["id"]) for p in got["points"]] == ["5", "1999"]  # _norm makes ints
     page = rest.call("Scroll", {"collection": "fm", "limit": 100})
     assert len(page["points"]) == 100 and page.get("next_cursor")
-    # the cluster routes are a gateway's
-    r404 = requests.get(srv.rest_url + "/v1/cluster/workers", timeout=10)
-    assert r404.status_code == 404 and "not a cluster" in r404.json()["error"]["message"]
+    # serve is the same roles in one process: one worker, the cluster
+    # routes answer as a gateway's do
+    ws = requests.get(srv.rest_url + "/v1/cluster/workers", timeout=10).json()["workers"]
+    assert len(ws) == 1 and ws[0]["alive"] and ws[0]["addr"].startswith("127.0.0.1:")
+    fm = requests.get(srv.rest_url + "/v1/cluster/collections/fm", timeout=10).json()
+    assert len(fm["collections"][0]["shards"]) == 4
     assert srv.stop() == 0
     s.close()
     g.close()

@@ -48,13 +48,19 @@ def test_collections(client, server):
     st = got["status"]
     assert st["points"] == 10 and len(st["shards"]) == 2
     assert sum(s["points"] for s in st["shards"]) == 10
-    coll_dir = os.path.join(server.data_dir, "collections", name)
-    assert os.path.isdir(coll_dir)
+    # Each shard is a replica group of the worker role, in
+    # <data_dir>/worker/groups/<group>; the cluster route names them.
+    r = requests.get(server.rest_url + "/v1/cluster/collections/" + name, timeout=30)
+    assert r.status_code == 200, r.text
+    shards = r.json()["collections"][0]["shards"]
+    assert len(shards) == 2 and all(s.get("leader") for s in shards)
+    gdirs = [os.path.join(server.data_dir, "worker", "groups", str(s["group"])) for s in shards]
+    assert all(os.path.isdir(d) for d in gdirs), gdirs
     assert client.call("DeleteCollection", {"name": name})["deleted"] is True
-    # Its data goes once the last request that held it has ended.
-    left = []
+    # Its data goes once the worker hears of the drop.
+    left = gdirs
     for _ in range(100):
-        left = [d for d in os.listdir(os.path.join(server.data_dir, "collections")) if name in d]
+        left = [d for d in gdirs if os.path.exists(d)]
         if not left:
             break
         time.sleep(0.05)

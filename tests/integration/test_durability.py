@@ -6,6 +6,7 @@ import signal
 import threading
 
 import numpy as np
+import requests
 
 from conftest import ApiError, Grpc, Rest, expect_error, pb, uniq
 
@@ -173,7 +174,11 @@ def test_writes_go_through_raft_and_replay_once(make_server):
     name = uniq("raft")
     rest = Rest(srv)
     rest.call("CreateCollection", {"name": name, "dimension": DIM, "distance": "dot"})
-    shard_dir = os.path.join(srv.data_dir, "collections", name, "shard-0")
+    # the shard is a replica group of the worker role (docs/serve.md)
+    r = requests.get(srv.rest_url + "/v1/cluster/collections/" + name, timeout=30)
+    assert r.status_code == 200, r.text
+    group = r.json()["collections"][0]["shards"][0]["group"]
+    shard_dir = os.path.join(srv.data_dir, "worker", "groups", str(group), "shard")
     assert os.path.exists(os.path.join(shard_dir, "raft", "metadata1")) or \
         os.path.exists(os.path.join(shard_dir, "raft", "metadata2"))
     rng = np.random.default_rng(29)
