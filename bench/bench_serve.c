@@ -1479,9 +1479,16 @@ static int run_one(const opts *o, const vt_bench_data *d, const char *rundir, un
 	vt_db_close(db);
 	db = NULL;
 	{
-		char view[sizeof dir + 8];
+		/* a server of an earlier build (--vectron) kept collections/ */
+		char view[sizeof dir + 8], old[sizeof dir + 16];
+		struct stat st;
 		snprintf(view, sizeof view, "%s.view", dir);
-		if ((rc = served_view(dir, view, err)) || (rc = vt_db_open(view, &dbo, &db, err)))
+		snprintf(old, sizeof old, "%s/collections", dir);
+		if (!stat(old, &st))
+			snprintf(view, sizeof view, "%s", dir);
+		else if ((rc = served_view(dir, view, err)))
+			goto out;
+		if ((rc = vt_db_open(view, &dbo, &db, err)))
 			goto out;
 	}
 	for (int t = 0; t < 2; t++) {

@@ -712,9 +712,20 @@ static int remote_get(vt_db *db, const char *name, vt_coll **out)
 		table_remove(db, name);
 	if (rc)
 		return rc;
-	pthread_rwlock_wrlock(&db->lock);
+	/* the usual case, shared: the cached collection is still current */
+	pthread_rwlock_rdlock(&db->lock);
 	ssize_t at = table_find(db, name);
 	vt_coll *c = at >= 0 ? db->colls[at] : NULL;
+	if (c && !memcmp(&c->cfg, &cfg, sizeof cfg)) {
+		atomic_fetch_add(&c->refs, 1);
+		pthread_rwlock_unlock(&db->lock);
+		*out = c;
+		return 0;
+	}
+	pthread_rwlock_unlock(&db->lock);
+	pthread_rwlock_wrlock(&db->lock);
+	at = table_find(db, name);
+	c = at >= 0 ? db->colls[at] : NULL;
 	if (c && memcmp(&c->cfg, &cfg, sizeof cfg)) {
 		/* recreated elsewhere with another config */
 		memmove(&db->colls[at], &db->colls[at + 1],

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "base/arena.h"
+#include "base/buf.h"
 #include "base/error.h"
 #include "pd/meta.h"
 #include "pd/plan.h"
@@ -164,5 +165,48 @@ VT_API int vt_pdsvc_assignments(const vt_pd_meta *m, uint64_t worker,
 				vt_arena *a,
 				Vectron__Internal__V1__Assignment ***out,
 				size_t *n);
+
+/* ---- metrics ----------------------------------------------------------------
+ * What a Prometheus scrape of the PD shows (docs/pd.md, "Metrics"). */
+#define VT_PDSVC_ACT_KINDS 7 /* enum vt_pd_act_kind is 1..6 */
+
+enum vt_pdsvc_outcome { VT_PDSVC_OK, VT_PDSVC_STALE, VT_PDSVC_FAILED,
+			VT_PDSVC_OUTCOMES };
+
+/* Counters since the process started; the daemon keeps them under its
+ * lock. Zero-initialised = nothing yet. */
+typedef struct vt_pdsvc_counters {
+	uint64_t passes;                 /* reconciliation passes that planned */
+	uint64_t actions[VT_PDSVC_ACT_KINDS][VT_PDSVC_OUTCOMES];
+} vt_pdsvc_counters;
+
+/* The outcome class of a recorded outcome text ("ok...", "stale plan...",
+ * anything else failed). */
+VT_API int vt_pdsvc_outcome_of(const char *outcome);
+
+/* The state a scrape shows, read from the metadata and the soft state. */
+typedef struct vt_pdsvc_gauges {
+	int leader;
+	uint64_t term, applied, epoch;
+	uint32_t workers[3];             /* by enum vt_pd_state */
+	uint32_t workers_alive;          /* heard from within the grace (leader) */
+	uint32_t collections, shards;
+	uint32_t shards_leaderless;      /* no leader hint */
+	uint32_t shards_under_replicated;/* fewer voters than the rf */
+	uint32_t replicas;
+} vt_pdsvc_gauges;
+
+/* Fills the metadata's part of *g (workers by state, collections, shards,
+ * replicas, leaderless and under-replicated shards) and, with `soft` (NULL
+ * on a follower), the workers heard from at most grace_ms before now_ms.
+ * Leaves leader, term, applied and epoch to the caller. */
+VT_API void vt_pdsvc_gauges_of(const vt_pd_meta *m, const vt_pdsvc_soft *soft,
+			       uint64_t now_ms, uint64_t grace_ms,
+			       vt_pdsvc_gauges *g);
+
+/* Appends the Prometheus text (vectron_pd_*) of `g` and `c` to `out`.
+ * vt_buf errors. */
+VT_API int vt_pdsvc_metrics(const vt_pdsvc_gauges *g,
+			    const vt_pdsvc_counters *c, vt_buf *out);
 
 #endif

@@ -32,6 +32,7 @@
 #include "pdsvc/pdsvc.h"
 #include "repl/host.h"
 #include "rpc/grpc.h"
+#include "rpc/http.h"
 #include "settings.h"
 
 #define MOD "pd"
@@ -53,6 +54,7 @@ typedef struct pd_config {
 	int max_actions;
 	int max_moves;
 	int shutdown_grace_ms;
+	char metrics_listen[256];
 	char log_level[16];
 } pd_config;
 
@@ -83,6 +85,9 @@ static const vt_setting table[] = {
 	I(shutdown_grace_ms, "VECTRON_PD_SHUTDOWN_GRACE_MS", VT_SET_INT,
 	  "2000", 0, 600000,
 	  "on SIGTERM, how long calls in flight may finish"),
+	S(metrics_listen, "VECTRON_PD_METRICS_LISTEN", "",
+	  "host:port of GET /metrics (Prometheus text: the metadata's state "
+	  "and the reconciliation's actions); empty = none"),
 	S(log_level, "VECTRON_PD_LOG_LEVEL", "info", "debug, info, warn, error"),
 };
 
@@ -101,6 +106,7 @@ typedef struct pd {
 	size_t n_peers;
 	uv_loop_t *loop;
 	vt_grpc_server *grpc;
+	vt_http_server *http;   /* metrics_listen, or NULL */
 	vt_repl_host *host;
 	vt_repl_hgroup *group;
 	vt_pd_meta *meta; /* touched on the host thread only */
@@ -114,6 +120,7 @@ typedef struct pd {
 	pthread_mutex_t mu;
 	vt_pdsvc_soft *soft;
 	vt_pdsvc_ring ring;
+	vt_pdsvc_counters counters;
 	uint64_t lead_term;     /* term this node leads with soft state, 0 none */
 	uint64_t lead_since_ms; /* monotonic ms when it became so */
 } pd;
@@ -1111,6 +1118,8 @@ static void record(pd *p, const vt_pd_action *a, const char *outcome, int lvl)
 		       vt_pd_act_name(a->kind), a->worker, a->reason, outcome);
 	pthread_mutex_lock(&p->mu);
 	vt_pdsvc_ring_push(&p->ring, a, vt_clock_wall_ms(), outcome);
+	if (a->kind > 0 && a->kind < VT_PDSVC_ACT_KINDS)
+		p->counters.actions[a->kind][vt_pdsvc_outcome_of(outcome)]++;
 	pthread_mutex_unlock(&p->mu);
 }
 
@@ -1131,6 +1140,9 @@ static void work_reconcile(uv_work_t *w)
 	int rc = vt_repl_host_call(p->host, p->group, lead_fn, &lq);
 	if (rc || !lq.ready)
 		goto out;
+	pthread_mutex_lock(&p->mu);
+	p->counters.passes++;
+	pthread_mutex_unlock(&p->mu);
 	if (q->rc) {
 		VT_LOG(VT_LOG_WARN, MOD, "plan: %s", q->err.msg);
 		goto out;
@@ -1203,6 +1215,128 @@ static void on_timer(uv_timer_t *t)
 	}
 }
 
+/* ---- metrics ------------------------------------------------------------------ */
+
+struct metrics_q {
+	pd *p;
+	vt_pdsvc_gauges g;
+};
+
+static int metrics_fn(vt_repl *rp, struct raft *raft, void *ud)
+{
+	struct metrics_q *q = ud;
+	pd *p = q->p;
+	const vt_pd_meta *m = vt_repl_sm(rp);
+	q->g.leader = raft_state(raft) == RAFT_LEADER;
+	q->g.term = raft->current_term;
+	q->g.applied = vt_pd_meta_applied(m);
+	q->g.epoch = vt_pd_meta_epoch(m);
+	pthread_mutex_lock(&p->mu);
+	/* soft state is the leader's own: a follower's is empty */
+	vt_pdsvc_gauges_of(m, q->g.leader ? p->soft : NULL, mono_ms(),
+			   (uint64_t)p->cfg.heartbeat_grace_ms, &q->g);
+	pthread_mutex_unlock(&p->mu);
+	return 0;
+}
+
+/* The Prometheus text of this node (a host call: not on the loop). */
+static int pd_metrics(pd *p, vt_buf *out)
+{
+	struct metrics_q q;
+	memset(&q, 0, sizeof q);
+	q.p = p;
+	int rc = vt_repl_host_call(p->host, p->group, metrics_fn, &q);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&p->mu);
+	vt_pdsvc_counters c = p->counters;
+	pthread_mutex_unlock(&p->mu);
+	return vt_pdsvc_metrics(&q.g, &c, out);
+}
+
+struct scrape {
+	uv_work_t w;
+	pd *p;
+	vt_http_req *hreq;
+	vt_buf out;
+	int rc;
+};
+
+static void scrape_work(uv_work_t *w)
+{
+	struct scrape *sc = w->data;
+	sc->rc = pd_metrics(sc->p, &sc->out);
+}
+
+static void scrape_done(uv_work_t *w, int status)
+{
+	struct scrape *sc = w->data;
+	if (status || sc->rc)
+		vt_http_respond_error(sc->hreq, 503, "UNAVAILABLE", "%s",
+				      status ? "shutting down"
+					     : vt_strerror(sc->rc));
+	else
+		vt_http_respond(sc->hreq, 200, "text/plain; version=0.0.4",
+				sc->out.data, sc->out.len);
+	vt_buf_free(&sc->out);
+	vt_free(sc);
+}
+
+static void on_http(void *ud, vt_http_req *hreq)
+{
+	pd *p = ud;
+	if (strcmp(hreq->path, "/metrics")) {
+		vt_http_respond_error(hreq, 404, "NOT_FOUND", "no route for %s "
+				      "%s (the PD serves GET /metrics)",
+				      hreq->method, hreq->path);
+		return;
+	}
+	struct scrape *sc = vt_calloc(1, sizeof *sc);
+	if (!sc) {
+		vt_http_respond_error(hreq, 503, "UNAVAILABLE", "out of memory");
+		return;
+	}
+	sc->p = p;
+	sc->hreq = hreq;
+	sc->w.data = sc;
+	vt_buf_init(&sc->out, 8192);
+	if (uv_queue_work(p->loop, &sc->w, scrape_work, scrape_done)) {
+		vt_buf_free(&sc->out);
+		vt_free(sc);
+		vt_http_respond_error(hreq, 503, "UNAVAILABLE", "busy");
+	}
+}
+
+static void http_closed(vt_http_server *srv, void *ud)
+{
+	(void)srv;
+	(void)ud;
+}
+
+static int start_http(pd *p)
+{
+	vt_errmsg e = {{0}};
+	char host[256];
+	int port;
+	if (!p->cfg.metrics_listen[0])
+		return 0;
+	if (vt_pdsvc_hostport(p->cfg.metrics_listen, host, sizeof host,
+			      &port)) {
+		fprintf(stderr, "vectron pd: metrics_listen: '%s': want "
+			"host:port\n", p->cfg.metrics_listen);
+		return -1;
+	}
+	if (vt_http_server_create(p->loop, NULL, on_http, p, &p->http, &e) ||
+	    vt_http_server_listen(p->http, host, port, &e)) {
+		fprintf(stderr, "vectron pd: metrics on %s: %s\n",
+			p->cfg.metrics_listen, e.msg);
+		return -1;
+	}
+	VT_LOG(VT_LOG_INFO, MOD, "metrics on http://%s:%d/metrics", host,
+	       vt_http_server_port(p->http));
+	return 0;
+}
+
 /* ---- start and stop ----------------------------------------------------------- */
 
 static void grpc_closed(void *ud)
@@ -1218,6 +1352,8 @@ static void stop(pd *p)
 		return;
 	p->stopping = 1;
 	uv_close((uv_handle_t *)&p->timer, NULL);
+	if (p->http)
+		vt_http_server_shutdown(p->http, http_closed, p);
 	if (p->embedded)
 		return;
 	if (p->grpc)
@@ -1366,6 +1502,8 @@ static int pd_start(pd *p)
 	}
 	if (!rc)
 		rc = start_grpc(p);
+	if (!rc)
+		rc = start_http(p);
 	if (rc)
 		return -1;
 	if (!p->embedded) {
@@ -1385,6 +1523,7 @@ static void pd_free(pd *p)
 		vt_repl_host_close(p->host);
 		vt_repl_host_free(p->host);
 	}
+	vt_http_server_destroy(p->http);
 	vt_pd_meta_free(p->meta);
 	vt_pdsvc_soft_free(p->soft);
 	pthread_mutex_destroy(&p->mu);
@@ -1465,3 +1604,5 @@ void vt_pd_role_free(vt_pd_role *p)
 	if (p)
 		pd_free(p);
 }
+
+int vt_pd_role_metrics(vt_pd_role *p, vt_buf *out) { return pd_metrics(p, out); }

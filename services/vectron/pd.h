@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include "base/buf.h"
 #include "base/error.h"
 #include "repl/host.h"
 #include "rpc/grpc.h"
@@ -41,6 +42,9 @@ typedef struct vt_pd_role_opts {
  * with the daemon's defaults (docs/pd.md). *out is the role. VT_E*. */
 int vt_pd_role_start(const vt_pd_role_opts *o, vt_pd_role **out,
 		     vt_errmsg *err);
+/* Appends this node's Prometheus text (vectron_pd_*, docs/pd.md) to
+ * `out`; a host call, so not on the loop thread. vt_buf errors. */
+int vt_pd_role_metrics(vt_pd_role *p, vt_buf *out);
 /* Loop thread: stops the timer; the loop may then end. Idempotent. */
 void vt_pd_role_stop(vt_pd_role *p);
 /* After the loop ended and the host was closed: frees. NULL: no-op. */

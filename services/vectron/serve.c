@@ -46,6 +46,7 @@ struct server {
 	 * ready: whether to announce yet, polled on the loop) */
 	void (*stop_fn)(void *ud);
 	int (*ready_fn)(void *ud);
+	int (*metrics_fn)(void *ud, vt_buf *out); /* appends to /metrics */
 	void *roles;
 	uv_timer_t ready_timer;
 	int ready;
@@ -344,6 +345,8 @@ static void rest_work(vt_reqpool_job *w)
 		int rc = vt_api_metrics(j->srv->api, &j->out);
 		if (!rc && j->srv->gw)
 			rc = gw_metrics(j->srv->gw, &j->out);
+		if (!rc && j->srv->metrics_fn)
+			rc = j->srv->metrics_fn(j->srv->roles, &j->out);
 		j->ctype = "text/plain; version=0.0.4";
 		if (rc)
 			rest_fail(j, rc);
@@ -796,6 +799,11 @@ static void roles_stop(void *ud)
 		vt_worker_role_stop(r->worker);
 }
 
+static int roles_metrics(void *ud, vt_buf *out)
+{
+	return vt_pd_role_metrics(((struct roles *)ud)->pd, out);
+}
+
 static void roles_kick(void *ud)
 {
 	vt_worker_role_kick(((struct roles *)ud)->worker);
@@ -951,6 +959,7 @@ int vt_cli_serve(int argc, char **argv)
 		s.roles = &ro;
 		s.stop_fn = roles_stop;
 		s.ready_fn = roles_ready;
+		s.metrics_fn = roles_metrics;
 		rc = run(&s, threads);
 	} else {
 		/* let what started stop, and the loop end */

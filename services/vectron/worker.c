@@ -98,13 +98,16 @@ static void deadline_in(struct timespec *ts, unsigned ms)
 	}
 }
 
-/* Sleeps up to `ms` (w->mu held), waking early on stop or a signal. */
+/* Sleeps up to `ms` (w->mu held), waking early on stop or a kick; other
+ * broadcasts of w->cv (heartbeat answers for the reconciler) do not end
+ * it. */
 void vt__worker_nap(worker *w, unsigned ms)
 {
 	struct timespec ts;
 	deadline_in(&ts, ms);
-	if (!atomic_load(&w->stopping))
-		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+	while (!atomic_load(&w->stopping) && !w->kicked)
+		if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT)
+			break;
 }
 
 void vt__worker_sleep_ms(unsigned ms)
@@ -189,8 +192,11 @@ struct replica *vt__wrep_get(worker *w, uint64_t group)
 void vt__wrep_put(worker *w, struct replica *r)
 {
 	pthread_mutex_lock(&w->mu);
-	if (!--r->refs)
-		pthread_cond_broadcast(&w->cv);
+	/* only an unlink waits for the last reference: a wake-up on every
+	 * put would also wake the beat and reconciler threads (w->cv) on
+	 * every request */
+	if (!--r->refs && r->gone)
+		pthread_cond_broadcast(&w->refs_cv);
 	pthread_mutex_unlock(&w->mu);
 }
 
@@ -226,7 +232,7 @@ static void rep_unlink(worker *w, struct replica *r)
 	pthread_mutex_lock(&w->mu);
 	r->gone = 1;
 	while (r->refs)
-		pthread_cond_wait(&w->cv, &w->mu);
+		pthread_cond_wait(&w->refs_cv, &w->mu);
 	for (struct replica **p = &w->reps; *p; p = &(*p)->next)
 		if (*p == r) {
 			*p = r->next;
@@ -1057,6 +1063,7 @@ static worker *worker_new(void)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&w->cv, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&w->refs_cv, NULL);
 	pthread_cond_init(&w->pdcv, NULL);
 	return w;
 }
@@ -1120,6 +1127,7 @@ static void worker_free(worker *w)
 	pthread_mutex_destroy(&w->pdmu);
 	pthread_mutex_destroy(&w->pdreq);
 	pthread_cond_destroy(&w->cv);
+	pthread_cond_destroy(&w->refs_cv);
 	pthread_cond_destroy(&w->pdcv);
 	vt_free(w);
 }

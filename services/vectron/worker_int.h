@@ -131,7 +131,8 @@ typedef struct worker {
 	vt_shard_opts sopts;
 
 	pthread_mutex_t mu;           /* replicas, answers, registered */
-	pthread_cond_t cv;
+	pthread_cond_t cv;            /* answers, kicks, stop */
+	pthread_cond_t refs_cv;       /* a gone replica's last reference */
 	struct replica *reps;
 	int registered;
 	int kicked;                   /* heartbeat now (vt_worker_role_kick) */

@@ -386,8 +386,9 @@ class Workers:
 
 def test_reconcile(cluster):
     root, nodes = cluster
+    mport = free_port()
     pd = PD(root, extra=["--heartbeat-grace-ms", "1500", "--reconcile-ms", "200",
-                         "--log-level", "debug"])
+                         "--log-level", "debug", "--metrics-listen", "127.0.0.1:%d" % mport])
     nodes.append(pd)
     pd.start()
     wait_for(lambda: pd.status().leader, 10, "leadership")
@@ -456,6 +457,21 @@ def test_reconcile(cluster):
         assert st[victim].state == pb.REMOVED and not st[victim].alive
         hb = pd.call("Heartbeat", pb.HeartbeatRequest(version=1, worker=victim))
         assert not hb.registered
+        # the same story in the PD's metrics
+        import urllib.request
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=10).read().decode()
+        metrics = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                metrics[k] = float(v)
+        assert metrics["vectron_pd_leader"] == 1
+        assert metrics['vectron_pd_workers{state="removed"}'] == 1
+        assert metrics["vectron_pd_collections"] == 2 and metrics["vectron_pd_shards"] == 2
+        assert metrics["vectron_pd_shards_under_replicated"] == 0
+        assert metrics["vectron_pd_reconcile_passes_total"] > 0
+        for k in ("add_replica", "promote", "remove_replica", "remove_worker", "elect"):
+            assert metrics['vectron_pd_actions_total{kind="%s",outcome="ok"}' % k] >= 1, k
     finally:
         ws.stop.set()
         ws.t.join(5)

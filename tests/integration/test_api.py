@@ -323,6 +323,10 @@ def test_metrics(server):
     assert 'vectron_collection_points{collection="%s"} 12' % name in t
     assert 'vectron_collection_index_lag{collection="%s"} 0' % name in t
     assert 'vectron_collection_memory_bytes{collection="%s"}' % name in t
+    # serve's placement driver and gateway (docs/serve.md): one worker alive
+    assert "\nvectron_pd_leader 1\n" in t and "\nvectron_pd_workers_alive 1\n" in t
+    assert "\nvectron_pd_shards_leaderless 0\n" in t
+    assert "vectron_gateway_routing_fetches_total" in t
     # every sample line parses as NAME{labels} VALUE
     for line in t.splitlines():
         if line and not line.startswith("#"):

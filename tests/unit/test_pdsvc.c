@@ -16,6 +16,7 @@
 #include "pd/cmd.h"
 #include "pd/meta.h"
 #include "pd/place.h"
+#include "pd/plan.h"
 #include "pdsvc/pdsvc.h"
 
 static void apply_buf(vt_pd_meta *m, vt_buf *b)
@@ -346,6 +347,89 @@ static void test_messages(void **state)
 	vt_pd_meta_free(m);
 }
 
+/* The scrape's numbers: workers by state and alive (heard within the
+ * grace), shards without a leader, shards with fewer voters than the rf,
+ * and the action counters by kind and outcome, in Prometheus text. */
+static void test_metrics(void **state)
+{
+	(void)state;
+	vt_pd_meta *m;
+	assert_int_equal(vt_pd_meta_new(&m), 0);
+	for (uint64_t w = 1; w <= 4; w++)
+		add_worker(m, w);
+	vt_pd_cmd dr = {.type = VT_PD_CMD_SET_WORKER_STATE, .worker = 4,
+			.state = VT_PD_DRAINING};
+	apply_cmd(m, &dr);
+	vt_buf b;
+	vt_buf_init(&b, 1u << 20);
+	vt_pd_place_req pr = {.shards = 2, .rf = 3, .seed = 1};
+	vt_errmsg e = {{0}};
+	assert_int_equal(vt_pd_place_create(m, "col", "{}", 2, &pr, &b, &e), 0);
+	apply_buf(m, &b);
+	const vt_pd_collection *c = vt_pd_meta_find_collection(m, "col", 3);
+	/* shard 0 gets a leader; shard 1 loses a voter */
+	vt_pd_cmd sl = {.type = VT_PD_CMD_SET_LEADER, .name = "col",
+			.name_len = 3, .shard = 0,
+			.worker = c->shards[0].replicas[0].worker, .term = 2};
+	apply_cmd(m, &sl);
+	c = vt_pd_meta_find_collection(m, "col", 3);
+	vt_pd_cmd rm = {.type = VT_PD_CMD_REMOVE_REPLICA, .name = "col",
+			.name_len = 3, .shard = 1,
+			.worker = c->shards[1].replicas[0].worker};
+	apply_cmd(m, &rm);
+
+	vt_pdsvc_soft *soft;
+	assert_int_equal(vt_pdsvc_soft_new(&soft), 0);
+	assert_int_equal(vt_pdsvc_soft_beat(soft, 1, 1000, NULL, 0), 0);
+	assert_int_equal(vt_pdsvc_soft_beat(soft, 2, 9000, NULL, 0), 0);
+	vt_pdsvc_gauges g;
+	memset(&g, 0, sizeof g);
+	vt_pdsvc_gauges_of(m, soft, 10000, 5000, &g);
+	assert_int_equal(g.workers[VT_PD_UP], 3);
+	assert_int_equal(g.workers[VT_PD_DRAINING], 1);
+	assert_int_equal(g.workers_alive, 1); /* worker 1 is 9 s silent */
+	assert_int_equal(g.collections, 1);
+	assert_int_equal(g.shards, 2);
+	assert_int_equal(g.replicas, 5);
+	assert_int_equal(g.shards_leaderless, 1);
+	assert_int_equal(g.shards_under_replicated, 1);
+	vt_pdsvc_gauges_of(m, NULL, 10000, 5000, &g); /* a follower */
+	assert_int_equal(g.workers_alive, 0);
+
+	assert_int_equal(vt_pdsvc_outcome_of("ok: epoch 4"), VT_PDSVC_OK);
+	assert_int_equal(vt_pdsvc_outcome_of("stale plan: x"), VT_PDSVC_STALE);
+	assert_int_equal(vt_pdsvc_outcome_of("failed: y"), VT_PDSVC_FAILED);
+	vt_pdsvc_counters k;
+	memset(&k, 0, sizeof k);
+	k.passes = 7;
+	k.actions[VT_PD_ACT_ADD_REPLICA][VT_PDSVC_OK] = 3;
+	k.actions[VT_PD_ACT_ELECT][VT_PDSVC_FAILED] = 2;
+	g.leader = 1;
+	g.epoch = 42;
+	vt_buf_reset(&b);
+	assert_int_equal(vt_pdsvc_metrics(&g, &k, &b), 0);
+	assert_int_equal(vt_buf_append(&b, "", 1), 0);
+	const char *t = (const char *)b.data;
+	assert_non_null(strstr(t, "\nvectron_pd_leader 1\n"));
+	assert_non_null(strstr(t, "\nvectron_pd_epoch 42\n"));
+	assert_non_null(strstr(t, "vectron_pd_workers{state=\"draining\"} 1\n"));
+	assert_non_null(strstr(t, "\nvectron_pd_shards_leaderless 1\n"));
+	assert_non_null(strstr(t, "\nvectron_pd_shards_under_replicated 1\n"));
+	assert_non_null(strstr(t, "\nvectron_pd_reconcile_passes_total 7\n"));
+	char want[128];
+	snprintf(want, sizeof want,
+		 "vectron_pd_actions_total{kind=\"%s\",outcome=\"ok\"} 3\n",
+		 vt_pd_act_name(VT_PD_ACT_ADD_REPLICA));
+	assert_non_null(strstr(t, want));
+	snprintf(want, sizeof want,
+		 "vectron_pd_actions_total{kind=\"%s\",outcome=\"failed\"} 2\n",
+		 vt_pd_act_name(VT_PD_ACT_ELECT));
+	assert_non_null(strstr(t, want));
+	vt_pdsvc_soft_free(soft);
+	vt_buf_free(&b);
+	vt_pd_meta_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -354,6 +438,7 @@ int main(void)
 		cmocka_unit_test(test_soft),
 		cmocka_unit_test(test_ring),
 		cmocka_unit_test(test_messages),
+		cmocka_unit_test(test_metrics),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
