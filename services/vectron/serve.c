@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "api/api.h"
@@ -25,6 +26,7 @@
 #include "config.h"
 #include "gateway/gateway.h"
 #include "vectron/internal/v1/cluster.pb-c.h"
+#include "import.h"
 #include "pd.h"
 #include "reqpool.h"
 #include "rest.h"
@@ -782,17 +784,50 @@ struct roles {
 	vt_repl_host *host;      /* the PD's group and every replica's */
 	vt_worker_role *worker;
 	vt_pd_role *pd;
+	/* an earlier layout being imported (import.h) */
+	const char *data_dir;
+	vt_db *db;
+	pthread_t import_thr;
+	int importing;           /* the thread exists */
+	atomic_int imported;     /* it finished (or there was nothing) */
+	atomic_int import_failed;
+	atomic_int stopping;
 };
 
 static int roles_ready(void *ud)
 {
 	struct roles *r = ud;
-	return vt_worker_role_registered(r->worker);
+	return vt_worker_role_registered(r->worker) &&
+	       atomic_load(&r->imported);
+}
+
+/* Imports on its own thread while the loop serves the roles; a failure
+ * stops the server as SIGTERM would (exit 1), the old files untouched. */
+static void *import_main(void *arg)
+{
+	struct roles *r = arg;
+	vt_errmsg e = {{0}};
+	/* the worker must be registered before a collection can be placed */
+	while (!vt_worker_role_registered(r->worker))
+		if (atomic_load(&r->stopping))
+			return NULL;
+		else
+			usleep(5000);
+	if (vt_import_run(r->data_dir, r->db, &e)) {
+		VT_LOG(VT_LOG_ERROR, "serve", "import of the earlier layout "
+		       "failed, stopping (nothing old was changed): %s", e.msg);
+		atomic_store(&r->import_failed, 1);
+		kill(getpid(), SIGTERM);
+		return NULL;
+	}
+	atomic_store(&r->imported, 1);
+	return NULL;
 }
 
 static void roles_stop(void *ud)
 {
 	struct roles *r = ud;
+	atomic_store(&r->stopping, 1);
 	if (r->pd)
 		vt_pd_role_stop(r->pd);
 	if (r->worker)
@@ -820,24 +855,8 @@ static void roles_free(struct roles *r)
 	vt_repl_host_free(r->host);
 }
 
-/* Builds of vectron before the roles kept collections in
- * <data_dir>/collections; this one keeps a worker's replicas in
- * <data_dir>/worker and the metadata in <data_dir>/pd (docs/serve.md). */
-static int layout_check(const char *dir)
+static int data_dir_make(const char *dir)
 {
-	char old[1100];
-	struct stat st;
-	snprintf(old, sizeof old, "%s/collections", dir);
-	if (stat(old, &st) == 0 && S_ISDIR(st.st_mode)) {
-		fprintf(stderr,
-			"vectron serve: %s holds collections in the layout of "
-			"builds before the cluster roles (%s); this build "
-			"keeps replicas in %s/worker and metadata in %s/pd. "
-			"Export them with the earlier build or move %s "
-			"aside (docs/serve.md, \"Data directory\")\n",
-			dir, old, dir, dir, dir);
-		return -1;
-	}
 	if (mkdir(dir, 0755) && errno != EEXIST) {
 		fprintf(stderr, "vectron serve: %s: %s\n", dir,
 			strerror(errno));
@@ -919,7 +938,7 @@ int vt_cli_serve(int argc, char **argv)
 		return r > 0 ? 0 : 2;
 	if ((r = log_setup(&s)))
 		return r;
-	if (layout_check(s.cfg.data_dir))
+	if (data_dir_make(s.cfg.data_dir))
 		return 1;
 	snprintf(s.where, sizeof s.where, "data in %s", s.cfg.data_dir);
 	unsigned threads = s.cfg.threads ? (unsigned)s.cfg.threads
@@ -955,6 +974,22 @@ int vt_cli_serve(int argc, char **argv)
 	if (!rc) {
 		VT_LOG(VT_LOG_INFO, "serve", "data opened in %.2f s",
 		       (double)(vt_clock_mono_ns() - t0) / 1e9);
+		/* Builds before the roles kept <data_dir>/collections: copy
+		 * them in (import.h); ready once that is done. */
+		ro.data_dir = s.cfg.data_dir;
+		ro.db = s.db;
+		atomic_store(&ro.imported, !vt_import_needed(s.cfg.data_dir));
+		if (!atomic_load(&ro.imported)) {
+			if (pthread_create(&ro.import_thr, NULL, import_main,
+					   &ro)) {
+				fprintf(stderr, "vectron serve: import thread\n");
+				rc = VT_EIO;
+			} else {
+				ro.importing = 1;
+			}
+		}
+	}
+	if (!rc) {
 		s.gw = gw;
 		s.roles = &ro;
 		s.stop_fn = roles_stop;
@@ -966,6 +1001,11 @@ int vt_cli_serve(int argc, char **argv)
 		roles_stop(&ro);
 		uv_run(s.loop, UV_RUN_DEFAULT);
 	}
+	/* the import's calls fail once the roles stop: it ends */
+	if (ro.importing)
+		pthread_join(ro.import_thr, NULL);
+	if (atomic_load(&ro.import_failed))
+		rc = VT_EIO;
 	vt_db_close(s.db);
 	vt_gw_close(gw);
 	roles_free(&ro);
