@@ -662,10 +662,9 @@ int vt_worker_call_local(void *ud, const char *method,
 		snprintf(msg, cap, "unknown method %s", method);
 		return VT_GRPC_UNIMPLEMENTED;
 	}
-	if (atomic_load(&w->stopping)) {
-		snprintf(msg, cap, "shutting down");
-		return VT_GRPC_UNAVAILABLE;
-	}
+	/* No "shutting down" here: the process's own requests in flight at
+	 * a stop must finish (the replicas stay attached until
+	 * vt_worker_role_free, which comes after the last of them). */
 	atomic_fetch_add(&w->requests, 1);
 	job_work(&j.work);
 	if (!j.status &&
