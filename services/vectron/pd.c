@@ -1527,7 +1527,8 @@ static void pd_free(pd *p)
 	vt_pd_meta_free(p->meta);
 	vt_pdsvc_soft_free(p->soft);
 	pthread_mutex_destroy(&p->mu);
-	VT_LOG(VT_LOG_INFO, MOD, "stopped");
+	if (p->loop) /* it ran (not --help or bad settings) */
+		VT_LOG(VT_LOG_INFO, MOD, "stopped");
 	vt_free(p);
 }
 
