@@ -1400,6 +1400,64 @@ static void search_task(void *ctx, size_t s)
 	pthread_mutex_unlock(&j->mu);
 }
 
+/* Shards grouped by the remote call that serves them (search_groups):
+ * task g searches shards[start[g] .. start[g + 1]). */
+struct group_job {
+	struct search_job *j;
+	uint32_t *shards, *start;
+};
+
+static void group_task(void *ctx, size_t g)
+{
+	struct group_job *gj = ctx;
+	struct search_job *j = gj->j;
+	const vt_coll_remote *r = j->c->db->remote;
+	uint32_t a = gj->start[g], n = gj->start[g + 1] - a;
+	vt_shard_results out[n];
+	int rcs[n];
+	vt_errmsg errs[n];
+	memset(out, 0, sizeof out);
+	memset(errs, 0, sizeof errs);
+	r->search_many(r->ud, j->c->cfg.name, gj->shards + a, n, &j->sq[0],
+		       j->strong, out, rcs, errs);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t s = gj->shards[a + i];
+		j->parts[s] = out[i];
+		j->rcs[s] = rcs[i];
+		j->errs[s] = errs[i];
+	}
+}
+
+/* Runs the shard searches: grouped when the remote back end can serve
+ * several shards in one call, else one task per shard. */
+static void search_run(struct search_job *j, uint32_t ns)
+{
+	const vt_coll_remote *r = j->c->db->remote;
+	if (r && r->search_groups && r->search_many && !j->partial && ns > 1) {
+		uint32_t group[ns], shards[ns], start[ns + 1], ng = ns;
+		vt_errmsg e;
+		if (!r->search_groups(r->ud, j->c->cfg.name, ns, j->strong,
+				      group, &ng, &e) &&
+		    ng >= 1 && ng < ns) {
+			/* shards ordered by group; start[g] where g begins */
+			uint32_t k = 0;
+			for (uint32_t g = 0; g < ng; g++) {
+				start[g] = k;
+				for (uint32_t s = 0; s < ns; s++)
+					if (group[s] == g)
+						shards[k++] = s;
+			}
+			start[ng] = k;
+			if (k == ns) {
+				struct group_job gj = {j, shards, start};
+				vt_pool_run(j->c->db->pool, ng, group_task, &gj);
+				return;
+			}
+		}
+	}
+	vt_pool_run(j->c->db->pool, ns, search_task, j);
+}
+
 int vt_coll_search(vt_coll *c, const vt_coll_query *q,
 		   vt_coll_partial_fn partial, void *ud, vt_coll_results *out,
 		   vt_errmsg *err)
@@ -1453,7 +1511,7 @@ int vt_coll_search(vt_coll *c, const vt_coll_query *q,
 		uint64_t indexed;
 		vt_shard_progress(c->shards[s], &j.min_index[s], &indexed);
 	}
-	vt_pool_run(c->db->pool, ns, search_task, &j);
+	search_run(&j, ns);
 	uint32_t failed = 0;
 	for (uint32_t s = 0; s < ns; s++)
 		failed += j.rcs[s] != 0;

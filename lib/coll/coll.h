@@ -134,6 +134,18 @@ typedef struct vt_coll_remote {
 		      vt_shard_status *out, vt_errmsg *err);
 	/* Frees results the back end filled (also after an error). */
 	void (*results_free)(void *ud, vt_shard_results *r);
+	/* Optional, both or neither (NULL: one `search` per shard). A search
+	 * asks search_groups which of the collection's n shards one call can
+	 * serve together (those one worker answers for): group[s] in
+	 * 0..*n_groups-1 for each shard; *n_groups = n means none. Then it
+	 * runs one search_many per group in parallel, which answers
+	 * out[i], rcs[i], errs[i] for shards[i] as `search` would. */
+	int (*search_groups)(void *ud, const char *coll, uint32_t n,
+			     int linearizable, uint32_t *group,
+			     uint32_t *n_groups, vt_errmsg *err);
+	void (*search_many)(void *ud, const char *coll, const uint32_t *shards,
+			    size_t n, const vt_shard_query *q, int linearizable,
+			    vt_shard_results *out, int *rcs, vt_errmsg *errs);
 } vt_coll_remote;
 
 /* A database whose collections live behind `r` (borrowed: it must outlive

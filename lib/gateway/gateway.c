@@ -778,6 +778,38 @@ static char *filter_text(const vt_filter *f)
 	return f ? (char *)vt_filter_source(f, &len) : NULL;
 }
 
+/* A ShardSearch request for `q` (its shard reference left to the caller). */
+static void search_req_fill(Vectron__Internal__V1__ShardSearchRequest *req,
+			    const vt_shard_query *q, size_t dim,
+			    int linearizable)
+{
+	req->has_version = 1;
+	req->version = PROTO_VERSION;
+	req->n_vector = dim;
+	req->vector = (float *)q->vec;
+	req->has_k = req->has_ef = req->has_exact = req->has_rescore = 1;
+	req->k = q->k;
+	req->ef = q->ef;
+	req->exact = q->exact != 0;
+	req->rescore = q->rescore != 0;
+	req->has_oversampling = req->has_with_payload = req->has_with_vector = 1;
+	req->oversampling = q->oversampling;
+	req->filter = filter_text(q->filter);
+	req->with_payload = q->with_payload != 0;
+	req->with_vector = q->with_vector != 0;
+	req->has_linearizable = req->has_wait_ms = 1;
+	req->linearizable = linearizable != 0;
+	req->wait_ms = q->wait_ms;
+}
+
+/* The search's deadline bounds the shard's answer, retries included: 90%
+ * of it, so that a shard that gives up still leaves time to merge and
+ * answer (with partial results if allowed). */
+static uint32_t search_budget(const vt_shard_query *q)
+{
+	return q->wait_ms > 50 ? q->wait_ms - q->wait_ms / 10 : q->wait_ms;
+}
+
 static int r_search(void *ud, const char *coll, uint32_t shard,
 		    const vt_shard_query *q, int linearizable,
 		    vt_shard_results *out, vt_errmsg *err)
@@ -792,37 +824,150 @@ static int r_search(void *ud, const char *coll, uint32_t shard,
 	ShardRef ref = VECTRON__INTERNAL__V1__SHARD_REF__INIT;
 	Vectron__Internal__V1__ShardSearchRequest req =
 		VECTRON__INTERNAL__V1__SHARD_SEARCH_REQUEST__INIT;
-	req.has_version = 1;
-	req.version = PROTO_VERSION;
+	search_req_fill(&req, q, dim, linearizable);
 	req.shard = &ref;
-	req.n_vector = dim;
-	req.vector = (float *)q->vec;
-	req.has_k = req.has_ef = req.has_exact = req.has_rescore = 1;
-	req.k = q->k;
-	req.ef = q->ef;
-	req.exact = q->exact != 0;
-	req.rescore = q->rescore != 0;
-	req.has_oversampling = req.has_with_payload = req.has_with_vector = 1;
-	req.oversampling = q->oversampling;
-	req.filter = filter_text(q->filter);
-	req.with_payload = q->with_payload != 0;
-	req.with_vector = q->with_vector != 0;
-	req.has_linearizable = req.has_wait_ms = 1;
-	req.linearizable = linearizable != 0;
-	req.wait_ms = q->wait_ms;
-	/* The search's deadline bounds the shard's answer, retries
-	 * included: 90% of it, so that a shard that gives up still leaves
-	 * time to merge and answer (with partial results if allowed). */
 	struct shard_call sc = {coll, shard, linearizable ? READ_LEADER : READ_ANY,
 				"ShardSearch", &req.base, &ref,
 				&vectron__internal__v1__shard_search_response__descriptor,
-				q->wait_ms > 50 ? q->wait_ms - q->wait_ms / 10
-						: q->wait_ms};
+				search_budget(q)};
 	ProtobufCMessage *rep;
 	if ((rc = shard_call(g, &sc, &rep, err)))
 		return rc;
 	Vectron__Internal__V1__ShardSearchResponse *r = (void *)rep;
 	return hits_take(rep, r->hits, r->n_hits, out, err);
+}
+
+/* Shards whose replica of choice (pick) is on the same worker share a
+ * group. A worker in this process gets none: its shard searches run in
+ * parallel on the fan-out pool, which beats one call searching them one
+ * after the other. */
+static int r_search_groups(void *ud, const char *coll, uint32_t n,
+			   int linearizable, uint32_t *group,
+			   uint32_t *n_groups, vt_errmsg *err)
+{
+	vt_gw *g = ud;
+	for (uint32_t s = 0; s < n; s++)
+		group[s] = s;
+	*n_groups = n;
+	if (g->local_addr[0])
+		return 0;
+	struct route *rt;
+	int rc = route_get(g, coll, NULL, &rt, err);
+	if (rc)
+		return rc;
+	if (rt->r->n_shards != n) {
+		route_unref(rt);
+		return 0; /* changed under the caller: one call per shard */
+	}
+	const char *addr[n];
+	struct skip none;
+	none.n = 0;
+	uint32_t ng = 0;
+	for (uint32_t s = 0; s < n; s++) {
+		addr[s] = pick(g, rt->r->shards[s],
+			       linearizable ? READ_LEADER : READ_ANY, &none);
+		group[s] = UINT32_MAX;
+		for (uint32_t t = 0; addr[s] && t < s; t++)
+			if (addr[t] && !strcmp(addr[t], addr[s])) {
+				group[s] = group[t];
+				break;
+			}
+		if (group[s] == UINT32_MAX)
+			group[s] = ng++;
+	}
+	*n_groups = ng;
+	route_unref(rt);
+	return 0;
+}
+
+/* One ShardSearchMany to the replica of choice of shards[0]: fills the
+ * shards that answered (done[i] = 1). Anything else (a stale epoch, a
+ * shard not there, the call failing) is left to the per-shard path with
+ * its retries. */
+static void search_many_call(vt_gw *g, const char *coll, const uint32_t *shards,
+			     size_t n, const vt_shard_query *q, int linearizable,
+			     vt_shard_results *out, int *rcs, vt_errmsg *errs,
+			     int *done)
+{
+	struct route *rt;
+	vt_errmsg e;
+	if (route_get(g, coll, NULL, &rt, &e))
+		return;
+	ShardRef refs[n], *rp[n];
+	const char *addr = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (shards[i] >= rt->r->n_shards)
+			goto out;
+		const ShardRoute *sr = rt->r->shards[shards[i]];
+		vectron__internal__v1__shard_ref__init(&refs[i]);
+		refs[i].has_group = refs[i].has_epoch = 1;
+		refs[i].group = sr->group;
+		refs[i].epoch = sr->epoch;
+		rp[i] = &refs[i];
+	}
+	struct skip none;
+	none.n = 0;
+	addr = pick(g, rt->r->shards[shards[0]],
+		    linearizable ? READ_LEADER : READ_ANY, &none);
+	if (!addr)
+		goto out;
+	Vectron__Internal__V1__ShardSearchRequest one =
+		VECTRON__INTERNAL__V1__SHARD_SEARCH_REQUEST__INIT;
+	search_req_fill(&one, q, rt->cfg.shard.dim, linearizable);
+	Vectron__Internal__V1__ShardSearchManyRequest req =
+		VECTRON__INTERNAL__V1__SHARD_SEARCH_MANY_REQUEST__INIT;
+	req.has_version = 1;
+	req.version = PROTO_VERSION;
+	req.query = &one;
+	req.n_shards = n;
+	req.shards = rp;
+	uint32_t budget = search_budget(q);
+	char msg[512];
+	ProtobufCMessage *rep = NULL;
+	int st = vt_rpcc_call(g->rpc, addr, WK_SVC "ShardSearchMany", &req.base,
+			      &vectron__internal__v1__shard_search_many_response__descriptor,
+			      budget && budget < g->opts.rpc_timeout_ms
+				      ? budget
+				      : g->opts.rpc_timeout_ms,
+			      &rep, msg, sizeof msg);
+	if (st)
+		goto out;
+	count(g, &g->stats.multi_shard_calls);
+	const Vectron__Internal__V1__ShardSearchManyResponse *r = (void *)rep;
+	for (size_t i = 0; i < n && r->n_parts == n; i++) {
+		const Vectron__Internal__V1__ShardSearchPart *p = r->parts[i];
+		if (p->status || !p->has_response)
+			continue;
+		ProtobufCMessage *one_rep = vt_grpc_msg_unpack(
+			&vectron__internal__v1__shard_search_response__descriptor,
+			p->response.data, p->response.len);
+		if (!one_rep)
+			continue;
+		Vectron__Internal__V1__ShardSearchResponse *sr = (void *)one_rep;
+		memset(&out[i], 0, sizeof out[i]);
+		rcs[i] = hits_take(one_rep, sr->hits, sr->n_hits, &out[i],
+				   &errs[i]);
+		done[i] = 1;
+	}
+	vt_grpc_msg_free(rep);
+out:
+	route_unref(rt);
+}
+
+static void r_search_many(void *ud, const char *coll, const uint32_t *shards,
+			  size_t n, const vt_shard_query *q, int linearizable,
+			  vt_shard_results *out, int *rcs, vt_errmsg *errs)
+{
+	vt_gw *g = ud;
+	int done[n];
+	memset(done, 0, sizeof done);
+	if (n > 1)
+		search_many_call(g, coll, shards, n, q, linearizable, out, rcs,
+				 errs, done);
+	for (size_t i = 0; i < n; i++)
+		if (!done[i])
+			rcs[i] = r_search(ud, coll, shards[i], q, linearizable,
+					  &out[i], &errs[i]);
 }
 
 static int r_get(void *ud, const char *coll, uint32_t shard,
@@ -1004,7 +1149,8 @@ int vt_gw_open(const vt_gw_opts *o, vt_gw **out, vt_errmsg *err)
 	g->remote = (vt_coll_remote){g,        r_create, r_drop,   r_list,
 				     r_lookup, r_write,  r_search, r_get,
 				     r_scroll, r_count,  r_status,
-				     r_results_free};
+				     r_results_free, r_search_groups,
+				     r_search_many};
 	*out = g;
 	return 0;
 }

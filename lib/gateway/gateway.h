@@ -76,6 +76,7 @@ typedef struct vt_gw_stats {
 	uint64_t stale_retries;     /* "stale shard epoch" answers retried */
 	uint64_t leader_redirects;  /* "not the leader" answers followed */
 	uint64_t replica_failovers; /* reads sent to another replica */
+	uint64_t multi_shard_calls; /* ShardSearchMany calls answered */
 } vt_gw_stats;
 
 VT_API void vt_gw_stats_get(vt_gw *g, vt_gw_stats *out);

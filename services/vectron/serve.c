@@ -257,7 +257,7 @@ static int gw_metrics(vt_gw *g, vt_buf *out)
 {
 	vt_gw_stats st;
 	vt_gw_stats_get(g, &st);
-	char t[1024];
+	char t[2048];
 	int n = snprintf(
 		t, sizeof t,
 		"# HELP vectron_gateway_routing_fetches_total Routing reads from the PD.\n"
@@ -274,11 +274,16 @@ static int gw_metrics(vt_gw *g, vt_buf *out)
 		"# HELP vectron_gateway_replica_failovers_total Reads sent to another "
 		"replica.\n"
 		"# TYPE vectron_gateway_replica_failovers_total counter\n"
-		"vectron_gateway_replica_failovers_total %llu\n",
+		"vectron_gateway_replica_failovers_total %llu\n"
+		"# HELP vectron_gateway_multi_shard_calls_total Searches of "
+		"several shards of one worker in one call.\n"
+		"# TYPE vectron_gateway_multi_shard_calls_total counter\n"
+		"vectron_gateway_multi_shard_calls_total %llu\n",
 		(unsigned long long)st.routing_fetches,
 		(unsigned long long)st.stale_retries,
 		(unsigned long long)st.leader_redirects,
-		(unsigned long long)st.replica_failovers);
+		(unsigned long long)st.replica_failovers,
+		(unsigned long long)st.multi_shard_calls);
 	return vt_buf_append(out, t, (size_t)n);
 }
 

@@ -6,7 +6,7 @@
 
 /* ---- the internal API ---------------------------------------------------- */
 
-enum method { M_WRITE, M_SEARCH, M_GET, M_SCROLL, M_COUNT, M_STATUS,
+enum method { M_WRITE, M_SEARCH, M_SEARCH_MANY, M_GET, M_SCROLL, M_COUNT, M_STATUS,
 	      M_WSTATUS, M_N };
 
 struct route {
@@ -518,6 +518,76 @@ static int h_read(struct job *j)
 	return st;
 }
 
+/* ShardSearchMany: each shard searched as ShardSearch would be (its own
+ * prologue, epoch and errors), one after the other on this thread, each
+ * answer packed into its part. */
+static int h_search_many(struct job *j)
+{
+	const Vectron__Internal__V1__ShardSearchManyRequest *q =
+		(const void *)j->req;
+	if (vt_worker_version_check(q->has_version ? q->version : 0, &j->err))
+		return VT_GRPC_FAILED_PRECONDITION;
+	if (!q->query || !q->n_shards) {
+		vt_errmsg_set(&j->err, VT_EINVAL, "%s",
+			      q->query ? "shards: none" : "query: missing");
+		return VT_GRPC_INVALID_ARGUMENT;
+	}
+	if (q->n_shards > 256) {
+		vt_errmsg_set(&j->err, VT_ELIMIT, "shards: %zu (at most 256)",
+			      q->n_shards);
+		return VT_GRPC_INVALID_ARGUMENT;
+	}
+	size_t n = q->n_shards;
+	Vectron__Internal__V1__ShardSearchPart *parts =
+		vt_calloc(n, sizeof *parts);
+	Vectron__Internal__V1__ShardSearchPart **pp =
+		vt_calloc(n, sizeof *pp);
+	struct job *sub = vt_calloc(n, sizeof *sub);
+	int st = VT_GRPC_OK;
+	if (!parts || !pp || !sub) {
+		vt_errmsg_set(&j->err, VT_ENOMEM, "out of memory");
+		st = VT_GRPC_RESOURCE_EXHAUSTED;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		Vectron__Internal__V1__ShardSearchRequest one = *q->query;
+		one.shard = q->shards[i];
+		one.has_version = 1;
+		one.version = q->version;
+		sub[i].w = j->w;
+		sub[i].req = &one.base;
+		sub[i].method = M_SEARCH;
+		int s1 = h_read(&sub[i]);
+		vectron__internal__v1__shard_search_part__init(&parts[i]);
+		parts[i].has_group = q->shards[i] && q->shards[i]->has_group;
+		parts[i].group = parts[i].has_group ? q->shards[i]->group : 0;
+		parts[i].has_status = 1;
+		parts[i].status = (uint32_t)s1;
+		if (s1) {
+			parts[i].message = sub[i].err.msg[0]
+						   ? sub[i].err.msg
+						   : (char *)vt_grpc_status_name(s1);
+		} else {
+			parts[i].has_response = 1;
+			parts[i].response.data = sub[i].reply;
+			parts[i].response.len = sub[i].reply_len;
+		}
+		pp[i] = &parts[i];
+	}
+	Vectron__Internal__V1__ShardSearchManyResponse resp =
+		VECTRON__INTERNAL__V1__SHARD_SEARCH_MANY_RESPONSE__INIT;
+	resp.n_parts = n;
+	resp.parts = pp;
+	st = pack(j, &resp.base);
+out:
+	for (size_t i = 0; sub && i < n; i++)
+		vt_free(sub[i].reply);
+	vt_free(sub);
+	vt_free(pp);
+	vt_free(parts);
+	return st;
+}
+
 static int h_wstatus(struct job *j)
 {
 	worker *w = j->w;
@@ -587,6 +657,9 @@ static void job_work(vt_reqpool_job *p)
 	case M_WSTATUS:
 		j->status = h_wstatus(j);
 		break;
+	case M_SEARCH_MANY:
+		j->status = h_search_many(j);
+		break;
 	default:
 		j->status = h_read(j);
 	}
@@ -636,6 +709,7 @@ static const struct {
 } m[M_N] = {
 		{"ShardWrite", &vectron__internal__v1__shard_write_request__descriptor},
 		{"ShardSearch", &vectron__internal__v1__shard_search_request__descriptor},
+		{"ShardSearchMany", &vectron__internal__v1__shard_search_many_request__descriptor},
 		{"ShardGet", &vectron__internal__v1__shard_get_request__descriptor},
 		{"ShardScroll", &vectron__internal__v1__shard_scroll_request__descriptor},
 		{"ShardCount", &vectron__internal__v1__shard_count_request__descriptor},

@@ -384,6 +384,23 @@ def test_leaders_writes_reads_errors(cluster):
                            "protocol version 2, this node speaks 1")
     code, msg = rpc_error(lambda: search(lead, 999, [0] * DIM))
     assert (code, msg) == (grpc.StatusCode.NOT_FOUND, "shard group 999 not hosted here")
+    # several shards in one call: each answers in its own part, as ShardSearch would
+    q = pb.ShardSearchRequest(vector=[2, 2, 2, 2.1], k=2, with_payload=True)
+    many = lead.call("ShardSearchMany", pb.ShardSearchManyRequest(
+        version=1, query=q, shards=[ref(G1), ref(G2), ref(999), ref(G1, EPOCH - 1)]),
+        pb.ShardSearchManyResponse)
+    assert [p.group for p in many.parts] == [G1, G2, 999, G1]
+    one = pb.ShardSearchResponse.FromString(many.parts[0].response)
+    assert many.parts[0].status == 0 and [h.id for h in one.hits] == [b"c", b"b"]
+    assert many.parts[1].status == 0  # G2 here too (a replica of it: empty)
+    assert len(pb.ShardSearchResponse.FromString(many.parts[1].response).hits) == 0
+    assert (many.parts[2].status, many.parts[2].message) == (
+        grpc.StatusCode.NOT_FOUND.value[0], "shard group 999 not hosted here")
+    assert many.parts[3].status == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    assert many.parts[3].message.startswith("stale shard epoch")
+    code, msg = rpc_error(lambda: lead.call("ShardSearchMany", pb.ShardSearchManyRequest(
+        version=1, query=q), pb.ShardSearchManyResponse))
+    assert (code, msg) == (grpc.StatusCode.INVALID_ARGUMENT, "shards: none")
 
 
 def test_async_index_read_your_writes(cluster):

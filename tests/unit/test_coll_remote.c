@@ -44,6 +44,8 @@ struct fake {
 	unsigned seq;
 	int applies, validates, searches_linearizable;
 	int fail_mask; /* searches of these shards (bit i) fail */
+	int grouped;   /* search_groups pairs shards by parity */
+	int many_calls, many_shards;
 };
 
 static struct fcoll *f_find(struct fake *f, const char *name)
@@ -197,6 +199,35 @@ static int f_search(void *ud, const char *coll, uint32_t shard,
 	return rc;
 }
 
+static int f_search_groups(void *ud, const char *coll, uint32_t n,
+			   int linearizable, uint32_t *group,
+			   uint32_t *n_groups, vt_errmsg *err)
+{
+	struct fake *f = ud;
+	(void)coll, (void)linearizable, (void)err;
+	for (uint32_t s = 0; s < n; s++)
+		group[s] = f->grouped ? s % 2 : s;
+	*n_groups = f->grouped && n > 1 ? 2 : n;
+	return 0;
+}
+
+static void f_search_many(void *ud, const char *coll, const uint32_t *shards,
+			  size_t n, const vt_shard_query *q, int linearizable,
+			  vt_shard_results *out, int *rcs, vt_errmsg *errs)
+{
+	struct fake *f = ud;
+	pthread_mutex_lock(&f->mu);
+	f->many_calls++;
+	f->many_shards += (int)n;
+	pthread_mutex_unlock(&f->mu);
+	for (size_t i = 0; i < n; i++) {
+		/* one group is one parity */
+		assert_int_equal(shards[i] % 2, shards[0] % 2);
+		rcs[i] = f_search(ud, coll, shards[i], q, linearizable, &out[i],
+				  &errs[i]);
+	}
+}
+
 static int f_get(void *ud, const char *coll, uint32_t shard,
 		 const char *const *ids, const uint32_t *lens, size_t n, int wp,
 		 int wv, vt_shard_results *out, vt_errmsg *err)
@@ -311,7 +342,8 @@ static char g_dir[64];
 static struct fake g_fake;
 static vt_coll_remote g_remote = {&g_fake,  f_create, f_drop,   f_list,
 				  f_lookup, f_write,  f_search, f_get,
-				  f_scroll, f_count,  f_status, f_results_free};
+				  f_scroll, f_count,  f_status, f_results_free,
+				  f_search_groups, f_search_many};
 
 static int setup(void **state)
 {
@@ -618,6 +650,58 @@ static void quiet(void *ud, int level, const char *module, const char *line)
 	(void)line;
 }
 
+/* A back end that serves several shards per call: the search runs one
+ * call per group (here two for four shards), the answers are those of
+ * the local database, and a shard that fails inside a group is left out
+ * on its own when partial results are allowed. */
+static void test_grouped_search(void **state)
+{
+	(void)state;
+	vt_db *ldb, *rdb;
+	open_both(&ldb, &rdb);
+	vt_coll_config cfg;
+	config_of(&cfg, "grp", 4);
+	vt_errmsg e = {{0}};
+	assert_int_equal(vt_db_create(ldb, &cfg, &e), 0);
+	assert_int_equal(vt_db_create(rdb, &cfg, &e), 0);
+	vt_coll *lc, *rc;
+	assert_int_equal(vt_db_get(ldb, "grp", &lc), 0);
+	assert_int_equal(vt_db_get(rdb, "grp", &rc), 0);
+	fill(lc, NPTS);
+	fill(rc, NPTS);
+	g_fake.grouped = 1;
+	float q[DIM];
+	vec_of(77, q);
+	vt_coll_query cq;
+	vt_coll_query_default(&cq, q, 12);
+	cq.exact = 1;
+	vt_coll_results a, b;
+	assert_int_equal(vt_coll_search(lc, &cq, NULL, NULL, &a, &e), 0);
+	assert_int_equal(vt_coll_search(rc, &cq, NULL, NULL, &b, &e), 0);
+	same_hits(&a, &b);
+	assert_int_equal(g_fake.many_calls, 2);
+	assert_int_equal(g_fake.many_shards, 4);
+	vt_coll_results_free(&b);
+	/* shard 1 fails inside its group: left out, named */
+	g_fake.fail_mask = 1 << 1;
+	cq.allow_partial = 1;
+	assert_int_equal(vt_coll_search(rc, &cq, NULL, NULL, &b, &e), 0);
+	assert_int_equal(b.n_missing, 1);
+	assert_int_equal(b.missing[0], 1);
+	vt_coll_results_free(&b);
+	cq.allow_partial = 0;
+	assert_int_not_equal(vt_coll_search(rc, &cq, NULL, NULL, &b, &e), 0);
+	assert_non_null(strstr(e.msg, "shard 1"));
+	vt_coll_results_free(&b);
+	g_fake.fail_mask = 0;
+	g_fake.grouped = 0;
+	vt_coll_results_free(&a);
+	vt_coll_release(lc);
+	vt_coll_release(rc);
+	vt_db_close(ldb);
+	vt_db_close(rdb);
+}
+
 int main(void)
 {
 	vt_log_set_handler(quiet, NULL);
@@ -627,6 +711,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_input_applies_nothing,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_catalog, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_grouped_search, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_partial_results, setup,
 						teardown),
 	};
