@@ -200,6 +200,11 @@ int vt_pd_place_create(const vt_pd_meta *m, const char *name,
 	int rc = nodes && slots ? 0 : VT_ENOMEM;
 	if (!rc)
 		rc = vt_pd_nodes_of_meta(m, nodes, nn, &nn);
+	/* left out: as if draining (no new replicas) */
+	for (size_t i = 0; !rc && i < nn; i++)
+		for (size_t k = 0; k < q->n_exclude; k++)
+			if (nodes[i].id == q->exclude[k])
+				nodes[i].state = VT_PD_DRAINING;
 	if (!rc)
 		rc = vt_pd_place(nodes, nn, q, slots, cap, &ns, err);
 	if (!rc) {

@@ -30,6 +30,11 @@ typedef struct vt_pd_place_req {
 	uint32_t search_replicas; /* extra non-voters per shard, on
 				     search_only workers; 0 = none */
 	uint64_t seed;            /* breaks ties between equal workers */
+	/* vt_pd_place_create only: workers to leave out (the PD leader does
+	 * not hear them: a replica there would start without its worker,
+	 * and a shard of rf 1 or 2 could never elect). Borrowed. */
+	const uint64_t *exclude;
+	size_t n_exclude;
 } vt_pd_place_req;
 
 /* Chooses shards x (rf + search_replicas) replicas into out[] (caller's

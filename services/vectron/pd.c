@@ -40,6 +40,9 @@
 #define MAX_PEERS VT_PDSVC_MAX_PEERS
 #define MAX_PLAN 64
 #define PD_GROUP VT_PD_RAFT_GROUP
+/* A new leader has heard no worker yet; after this long every live worker
+ * has heartbeated to it (the default period is 500 ms) */
+#define LEAD_SETTLE_MS 2000
 
 /* ---- settings ------------------------------------------------------------- */
 
@@ -648,13 +651,36 @@ static int create_plan(req *r, const vt_pd_meta *m)
 			 "shard_count or rf", in->name);
 		return VT_EEXIST;
 	}
+	/* Only on workers this leader hears: one not heard within the grace
+	 * is dead or cut off (the reconciler will move what it holds), and
+	 * one a leader has not heard since it took over is too, once the
+	 * workers have had time to find it (LEAD_SETTLE_MS). */
+	uint32_t nw = vt_pd_meta_worker_count(m), nx = 0;
+	uint64_t *deaf = vt_calloc(nw ? nw : 1, sizeof *deaf);
+	if (!deaf)
+		return oom(r);
+	uint64_t now = mono_ms(),
+		 grace = (uint64_t)r->p->cfg.heartbeat_grace_ms;
+	pthread_mutex_lock(&r->p->mu);
+	int settled = now - r->p->lead_since_ms >= LEAD_SETTLE_MS;
+	for (uint32_t i = 0; i < nw; i++) {
+		const vt_pd_worker *w = vt_pd_meta_worker(m, i);
+		uint64_t last;
+		int heard = vt_pdsvc_soft_last(r->p->soft, w->id, &last);
+		if ((heard && now - last > grace) || (!heard && settled))
+			deaf[nx++] = w->id;
+	}
+	pthread_mutex_unlock(&r->p->mu);
 	vt_pd_place_req pr = {.shards = in->shard_count,
 			      .rf = req_rf(in),
 			      .search_replicas = in->search_replicas,
-			      .seed = vt_clock_wall_ms()};
+			      .seed = vt_clock_wall_ms(),
+			      .exclude = deaf,
+			      .n_exclude = nx};
 	vt_errmsg e = {{0}};
 	int rc = vt_pd_place_create(m, in->name, in->config.data,
 				    (uint32_t)in->config.len, &pr, &r->cmd, &e);
+	vt_free(deaf);
 	if (rc == VT_EINVAL) /* not enough workers: the cluster's state */
 		req_fail(r, VT_GRPC_FAILED_PRECONDITION, "%s", e.msg);
 	else if (rc)

@@ -130,34 +130,38 @@ def test_same_answers_as_serve(cluster, gw, data, root):
                ["--data-dir", os.path.join(root, "serve-data"), "--rest-port", "0",
                 "--grpc-port", "0", "--threads", "2"]).start(
         r"vectron serve: REST on http://[\d.]+:(\d+), gRPC on [\d.]+:(\d+)")
-    srv.rest_url, srv.grpc_port = "http://127.0.0.1:" + srv.first.group(1), int(srv.first.group(2))
-    s = Grpc(srv)
-    s.call("CreateCollection", {"name": "fm", "dimension": 784, "distance": "euclid",
-                                "shard_count": 4})
-    ingest(s, "fm", base)
-    same = 0
-    for q in queries:
-        assert search_ids(g, "fm", q, exact=True) == search_ids(s, "fm", q, exact=True)
-        same += search_ids(g, "fm", q) == search_ids(s, "fm", q)
-    # HNSW graphs are built from the same points per shard, but parallel
-    # inserts make them differ slightly between two processes (serve
-    # against itself differs as much: docs/benchmarks.md, "Cluster")
-    assert same >= 0.9 * N_QUERY, same
-    # 4 shards on 3 workers: some worker answered for two shards in one call
-    assert gw_metric(gw, "vectron_gateway_multi_shard_calls_total") > 0
-    # REST through the gateway too, and a get and a scroll page
-    rest = Rest(gw)
-    got = rest.call("Get", {"collection": "fm", "ids": ["5", "1999", "nope"]})
-    assert [str(p["id"]) for p in got["points"]] == ["5", "1999"]  # _norm makes ints
-    page = rest.call("Scroll", {"collection": "fm", "limit": 100})
-    assert len(page["points"]) == 100 and page.get("next_cursor")
-    # serve is the same roles in one process: one worker, the cluster
-    # routes answer as a gateway's do
-    ws = requests.get(srv.rest_url + "/v1/cluster/workers", timeout=10).json()["workers"]
-    assert len(ws) == 1 and ws[0]["alive"] and ws[0]["addr"].startswith("127.0.0.1:")
-    fm = requests.get(srv.rest_url + "/v1/cluster/collections/fm", timeout=10).json()
-    assert len(fm["collections"][0]["shards"]) == 4
-    assert srv.stop() == 0
+    try:
+        srv.rest_url, srv.grpc_port = "http://127.0.0.1:" + srv.first.group(1), int(srv.first.group(2))
+        s = Grpc(srv)
+        s.call("CreateCollection", {"name": "fm", "dimension": 784, "distance": "euclid",
+                                    "shard_count": 4})
+        ingest(s, "fm", base)
+        same = 0
+        for q in queries:
+            assert search_ids(g, "fm", q, exact=True) == search_ids(s, "fm", q, exact=True)
+            same += search_ids(g, "fm", q) == search_ids(s, "fm", q)
+        # HNSW graphs are built from the same points per shard, but parallel
+        # inserts make them differ slightly between two processes (serve
+        # against itself differs as much: docs/benchmarks.md, "Cluster")
+        assert same >= 0.9 * N_QUERY, same
+        # 4 shards on 3 workers: some worker answered for two shards in one call
+        assert gw_metric(gw, "vectron_gateway_multi_shard_calls_total") > 0
+        # REST through the gateway too, and a get and a scroll page
+        rest = Rest(gw)
+        got = rest.call("Get", {"collection": "fm", "ids": ["5", "1999", "nope"]})
+        assert [str(p["id"]) for p in got["points"]] == ["5", "1999"]  # _norm makes ints
+        page = rest.call("Scroll", {"collection": "fm", "limit": 100})
+        assert len(page["points"]) == 100 and page.get("next_cursor")
+        # serve is the same roles in one process: one worker, the cluster
+        # routes answer as a gateway's do
+        ws = requests.get(srv.rest_url + "/v1/cluster/workers", timeout=10).json()["workers"]
+        assert len(ws) == 1 and ws[0]["alive"] and ws[0]["addr"].startswith("127.0.0.1:")
+        fm = requests.get(srv.rest_url + "/v1/cluster/collections/fm", timeout=10).json()
+        assert len(fm["collections"][0]["shards"]) == 4
+        assert srv.stop() == 0
+    finally:
+        if srv.proc is not None and srv.proc.poll() is None:
+            srv.kill()  # a failed assertion must not leave it running
     s.close()
     g.close()
 

@@ -20,8 +20,7 @@ def test_import_earlier_layout(make_server, tmp_root):
     d = tempfile.mkdtemp(dir=tmp_root, prefix="data-old-")
     subprocess.run([OLD, d, str(N)], check=True, timeout=120)
     assert os.path.isdir(os.path.join(d, "collections", "legacy"))
-    srv = make_server(data_dir=d)
-    srv.start()  # returns once the ready line is out: after the import
+    srv = make_server(data_dir=d)  # started: the ready line comes after the import
     rest = Rest(srv)
     info = rest.call("GetCollection", {"name": "legacy"})
     assert info["dimension"] == 4 and info["distance"].lower() == "cosine"

@@ -352,6 +352,26 @@ static void test_place_create(void **state)
 	assert_int_equal(vt_pd_place_create(m, "x", NULL, 0, &q, &b, &e),
 			 VT_EINVAL);
 	assert_non_null(strstr(e.msg, "there are 4"));
+	/* workers the leader does not hear are left out: rf 2 on the two
+	 * heard normal workers only, and rf 3 can no longer be met */
+	uint64_t deaf[] = {2, 3};
+	vt_pd_place_req qx = {.shards = 3, .rf = 2, .seed = 9,
+			      .exclude = deaf, .n_exclude = 2};
+	vt_buf_reset(&b);
+	assert_int_equal(vt_pd_place_create(m, "live", "{}", 2, &qx, &b, &e),
+			 0);
+	assert_int_equal(vt_pd_apply(m, 0, b.data, b.len, NULL, &e), 0);
+	c = vt_pd_meta_find_collection(m, "live", 4);
+	assert_non_null(c);
+	for (uint32_t s = 0; s < 3; s++)
+		for (uint32_t i = 0; i < c->shards[s].n_replicas; i++) {
+			uint64_t w = c->shards[s].replicas[i].worker;
+			assert_true(w == 1 || w == 4);
+		}
+	qx.rf = 3;
+	vt_buf_reset(&b);
+	assert_int_equal(vt_pd_place_create(m, "live2", "{}", 2, &qx, &b, &e),
+			 VT_EINVAL);
 	vt_pd_node nodes[2];
 	size_t nn;
 	assert_int_equal(vt_pd_nodes_of_meta(m, nodes, 2, &nn), VT_ELIMIT);
