@@ -434,7 +434,11 @@ static int reg_same(req *r, const vt_pd_meta *m)
 	if (vt_pd_cmd_decode(r->cmd.data, r->cmd.len, &c, NULL))
 		return 0; /* then the log decides */
 	const vt_pd_worker *w = vt_pd_meta_find_worker(m, in->worker->id);
-	int same = w && w->state != VT_PD_REMOVED &&
+	if (w && w->state == VT_PD_REMOVED) {
+		vt_pd_cmd_release(&c);
+		return 2; /* removed: refused without a log entry */
+	}
+	int same = w &&
 		   same_str(w->addr, c.addr, c.addr_len) &&
 		   same_str(w->zone, c.zone, c.zone_len) &&
 		   same_str(w->rack, c.rack, c.rack_len) &&
@@ -474,10 +478,18 @@ static void work_register(req *r)
 		req_fail_err(r, rc, e.msg);
 		return;
 	}
-	/* A restart with nothing new needs no log entry. */
+	/* A restart with nothing new needs no log entry, and neither does a
+	 * worker that was removed: it is told so (cluster.proto: it stops),
+	 * every try, without filling the log. */
 	int same = 0;
 	if (with_leader(r, reg_same, &same))
 		return;
+	if (same == 2) {
+		req_fail(r, VT_GRPC_FAILED_PRECONDITION,
+			 "register_worker: worker %" PRIu64 " was removed; "
+			 "ids are never reused", in->worker->id);
+		return;
+	}
 	vt_pd_result res = {0};
 	if (!same) {
 		if (submit(r, &res))

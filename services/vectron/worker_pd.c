@@ -254,7 +254,8 @@ static int do_register(worker *w, char *why, size_t cap)
 	int st = pd_request(w, "RegisterWorker", &req.base,
 			    &vectron__internal__v1__register_worker_response__descriptor,
 			    &reply, why, cap);
-	if (st == VT_GRPC_FAILED_PRECONDITION && strstr(why, "removed")) {
+	if ((st == VT_GRPC_FAILED_PRECONDITION || st == VT_GRPC_ALREADY_EXISTS) &&
+	    strstr(why, "was removed")) {
 		/* cluster.proto: a removed worker stops with an error (its
 		 * replicas are gone from the PD's plan; an operator decides
 		 * what to do with this data directory) */

@@ -457,6 +457,15 @@ def test_reconcile(cluster):
         assert st[victim].state == pb.REMOVED and not st[victim].alive
         hb = pd.call("Heartbeat", pb.HeartbeatRequest(version=1, worker=victim))
         assert not hb.registered
+        # a removed worker that comes back is told so (it stops), and its
+        # tries leave nothing in the PD's log
+        applied = pd.status().applied
+        for _ in range(3):
+            with pytest.raises(grpc.RpcError) as ei:
+                register(pd, victim)
+            assert ei.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "worker %d was removed" % victim in ei.value.details()
+        assert pd.status().applied - applied < 3  # not one entry per try
         # the same story in the PD's metrics
         import urllib.request
         text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=10).read().decode()
