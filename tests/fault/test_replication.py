@@ -202,6 +202,21 @@ class Cluster:
         return codes
 
 
+def check_codes(c, codes, allowed=(0,)):
+    """A node that stopped with another exit code fails the test with the
+    end of its log, where a sanitizer prints its report (TSan exits 66)."""
+    bad = {nid: rc for nid, rc in codes.items() if rc not in allowed}
+    if bad:
+        tails = []
+        for nid in bad:
+            try:
+                with open(os.path.join(c.root, "node%d.log" % nid)) as f:
+                    tails.append("--- node %d:\n%s" % (nid, f.read()[-6000:]))
+            except OSError:
+                pass
+        raise AssertionError("exit codes %s\n%s" % (codes, "\n".join(tails)))
+
+
 @pytest.fixture
 def cluster_root():
     d = tempfile.mkdtemp(prefix="vt-fault-")
@@ -324,7 +339,7 @@ def test_leader_kill_under_ingest(cluster_root):
         check_all_acked(c, ws)
     finally:
         codes = c.stop()
-    assert all(v == 0 for v in codes.values()), codes
+    check_codes(c, codes)
 
 
 def test_partition_heal(cluster_root):
@@ -353,7 +368,7 @@ def test_partition_heal(cluster_root):
         assert len({st["shards"][0]["digest"] for st in sts}) == 1
     finally:
         codes = c.stop()
-    assert all(v == 0 for v in codes.values()), codes
+    check_codes(c, codes)
 
 
 def test_lagging_follower_catches_up_by_snapshot(cluster_root):
@@ -377,7 +392,7 @@ def test_lagging_follower_catches_up_by_snapshot(cluster_root):
             assert lagger.has(0, "lag%d" % j, 5) == 5
     finally:
         codes = c.stop()
-    assert all(v == 0 for v in codes.values()), codes
+    check_codes(c, codes)
 
 
 def test_slow_follower(cluster_root):
@@ -401,7 +416,7 @@ def test_slow_follower(cluster_root):
             assert slow.has(0, "slow%d" % j, 10) == 10
     finally:
         codes = c.stop()
-    assert all(v == 0 for v in codes.values()), codes
+    check_codes(c, codes)
 
 
 def test_disk_full_on_one_replica(cluster_root):
@@ -445,7 +460,7 @@ def test_disk_full_on_one_replica(cluster_root):
             assert n.has(0, "big%d" % (acked - 1), 200) == 200
     finally:
         codes = c.stop()
-    assert all(v == 0 for v in codes.values()), codes
+    check_codes(c, codes)
 
 
 @pytest.mark.parametrize("damage", ["overwrite", "truncate"])
@@ -491,7 +506,7 @@ def test_corrupt_snapshot_refused(cluster_root, damage):
             assert victim.has(0, "snap%d" % j, 5) == 5
     finally:
         codes = c.stop()
-    assert all(v in (0, None) for v in codes.values()), codes
+    check_codes(c, codes, allowed=(0, None))
 
 
 class Netns:
@@ -576,7 +591,7 @@ def test_partition_netns(cluster_root, netns):
             assert n.has(0, "before", 10) == 10 and n.has(0, "majority", 10) == 10
     finally:
         codes = c.stop()
-    assert all(v == 0 for v in codes.values()), codes
+    check_codes(c, codes)
 
 
 def test_membership_lifecycle(cluster_root):
@@ -625,4 +640,4 @@ def test_membership_lifecycle(cluster_root):
         assert gone.call("has 0 a 10").startswith("err EINVAL")
     finally:
         codes = c.stop()
-    assert all(v == 0 for v in codes.values()), codes
+    check_codes(c, codes)
